@@ -1,0 +1,1 @@
+"""medst.networks.nets"""
