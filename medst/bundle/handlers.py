@@ -1,0 +1,122 @@
+"""Ignite handlers that medst's bundle configs name."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from monai.handlers import CheckpointLoader
+from monai.utils import min_version, optional_import
+
+if TYPE_CHECKING:
+    from ignite.engine import Engine, Events
+else:
+    Engine, _ = optional_import("ignite.engine", "0.4.11", min_version, "Engine")
+    Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
+
+__all__ = ["ResumeCheckpoint", "atomic_torch_save", "unwrap_model"]
+
+logger = logging.getLogger(__name__)
+
+
+def unwrap_model(obj: Any) -> Any:
+    """The module inside ``DistributedDataParallel`` / ``DataParallel``, else ``obj`` itself."""
+    if isinstance(obj, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)):
+        return obj.module
+    return obj
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` to a temporary file beside ``path``, then rename it over ``path``.
+
+    A run killed while saving leaves the previous file intact, never a truncated one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+class ResumeCheckpoint:
+    """Save a training run's last state every ``save_interval`` epochs, and resume from it when it exists.
+
+    At ``Events.STARTED`` the state in ``ckpt_path`` (if the file exists) is loaded into every object of
+    ``save_dict`` (model, optimiser, scheduler, the trainer itself: its epoch and iteration), so that a run that was
+    killed goes on from its last completed epoch when started again with the same command. At the end of each
+    ``save_interval``-th epoch, and when the run completes, the state is written atomically (temporary file, then
+    rename). With ``model_path`` the model's plain ``state_dict`` (the weights a bundle ships) is written too.
+    In a distributed run only rank 0 writes; every rank loads.
+
+    Example (a bundle's ``train.json``, in ``train#handlers``)::
+
+        {"_target_": "medst.bundle.ResumeCheckpoint", "ckpt_path": "$@ckpt_dir + '/last.pt'",
+         "save_dict": {"model": "@network", "optimizer": "@optimizer", "lr_scheduler": "@lr_scheduler",
+                       "trainer": "@train#trainer"},
+         "model_path": "$@ckpt_dir + '/model.pt'"}
+
+    Args:
+        ckpt_path: file of the last state.
+        save_dict: name -> object with ``state_dict()`` / ``load_state_dict()``; an ignite ``Engine`` is allowed.
+        save_interval: save every this many epochs.
+        model_path: also save ``save_dict[model_key]``'s plain state_dict here.
+        model_key: the key of the model in ``save_dict``.
+        map_location: where to load tensors; defaults to the CPU.
+    """
+
+    def __init__(
+        self,
+        ckpt_path: str | os.PathLike,
+        save_dict: Mapping[str, Any],
+        save_interval: int = 1,
+        model_path: str | os.PathLike | None = None,
+        model_key: str = "model",
+        map_location: Any = "cpu",
+    ) -> None:
+        if not save_dict:
+            raise ValueError("save_dict must name at least one object to save, e.g. {'model': network}.")
+        if save_interval < 1:
+            raise ValueError(f"save_interval must be a positive number of epochs, got {save_interval}.")
+        if model_path is not None and model_key not in save_dict:
+            raise ValueError(f"model_path needs save_dict[{model_key!r}]; save_dict has {sorted(save_dict)}.")
+        self.ckpt_path = Path(ckpt_path)
+        self.save_dict = dict(save_dict)
+        self.save_interval = save_interval
+        self.model_path = None if model_path is None else Path(model_path)
+        self.model_key = model_key
+        self.map_location = map_location
+        self.resumed_from_epoch: int | None = None
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, self.load)
+        engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.save_interval), self.save)
+        engine.add_event_handler(Events.COMPLETED, self.save)
+
+    def load(self, engine: Engine) -> None:
+        if not self.ckpt_path.is_file():
+            logger.info("no checkpoint at %s: training starts from scratch", self.ckpt_path)
+            return
+        loader = CheckpointLoader(load_path=str(self.ckpt_path), load_dict=self.save_dict, map_location=self.map_location)
+        loader(engine)  # weights_only=True inside; restores epoch/iteration of any Engine in save_dict
+        self.resumed_from_epoch = int(engine.state.epoch)
+        logger.info("resumed from %s at epoch %d", self.ckpt_path, engine.state.epoch)
+
+    def save(self, engine: Engine) -> None:
+        if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_rank() != 0:
+            return
+        state = {k: unwrap_model(v).state_dict() for k, v in self.save_dict.items()}
+        atomic_torch_save(state, self.ckpt_path)
+        if self.model_path is not None:
+            atomic_torch_save(state[self.model_key], self.model_path)
+        logger.debug("saved the state of epoch %d to %s", engine.state.epoch, self.ckpt_path)

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from ignite.engine import Engine, Events
+
+from medst.bundle import ResumeCheckpoint, atomic_torch_save
+
+
+def _trainer(model, optimizer):
+    def step(engine, batch):
+        optimizer.zero_grad()
+        loss = (model(batch) ** 2).mean()
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    return Engine(step)
+
+
+def _run(tmp_path, epochs, stop_after_epoch=None):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    trainer = _trainer(model, optimizer)
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda e: scheduler.step())
+    handler = ResumeCheckpoint(
+        tmp_path / "last.pt",
+        {"model": model, "optimizer": optimizer, "lr_scheduler": scheduler, "trainer": trainer},
+        model_path=tmp_path / "model.pt",
+    )
+    handler.attach(trainer)
+    if stop_after_epoch is not None:  # a kill right after the epoch's state was saved
+
+        def kill(engine):
+            raise KeyboardInterrupt
+
+        trainer.add_event_handler(Events.EPOCH_COMPLETED(once=stop_after_epoch), kill)
+    data = [torch.full((4, 3), float(i)) for i in range(1, 4)]
+    try:
+        trainer.run(data, max_epochs=epochs)
+    except KeyboardInterrupt:
+        pass
+    return model, trainer, handler, scheduler
+
+
+def test_killed_run_resumes_to_the_same_weights(tmp_path):
+    whole, trainer, handler, _ = _run(tmp_path / "whole", epochs=4)
+    assert handler.resumed_from_epoch is None and trainer.state.epoch == 4
+
+    _, _, first, _ = _run(tmp_path / "split", epochs=4, stop_after_epoch=2)  # "killed" after epoch 2
+    assert torch.load(tmp_path / "split" / "last.pt", weights_only=True)["trainer"]["iteration"] == 2 * 3
+    resumed, trainer2, second, scheduler2 = _run(tmp_path / "split", epochs=4)
+    assert second.resumed_from_epoch == 2
+    assert trainer2.state.epoch == 4
+    assert scheduler2.last_epoch == 4  # the scheduler went on from its saved step
+    for a, b in zip(whole.parameters(), resumed.parameters()):
+        torch.testing.assert_close(a, b)  # optimiser momentum restored too, else these differ
+    weights = torch.load(tmp_path / "split" / "model.pt", weights_only=True)
+    torch.testing.assert_close(weights["weight"], resumed.weight)
+
+
+def test_atomic_save_keeps_the_old_file_when_saving_fails(tmp_path):
+    path = tmp_path / "state.pt"
+    atomic_torch_save({"a": torch.ones(2)}, path)
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("cannot pickle")
+
+    with pytest.raises(RuntimeError):
+        atomic_torch_save({"a": Unpicklable()}, path)
+    assert torch.equal(torch.load(path, weights_only=True)["a"], torch.ones(2))
+    assert [p.name for p in tmp_path.iterdir()] == ["state.pt"]  # no temporary file left
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"save_dict": {}}, "at least one"),
+        ({"save_dict": {"model": torch.nn.Linear(1, 1)}, "save_interval": 0}, "positive"),
+        ({"save_dict": {"net": torch.nn.Linear(1, 1)}, "model_path": "m.pt"}, "model_path needs"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ResumeCheckpoint("last.pt", **kwargs)
