@@ -5,3 +5,23 @@ from __future__ import annotations
 from .handlers import ResumeCheckpoint, atomic_torch_save, unwrap_model
 
 __all__ = ["ResumeCheckpoint", "atomic_torch_save", "unwrap_model"]
+
+from .verify import (  # noqa: E402
+    REQUIRED_FILES,
+    SCHEMA_PATH,
+    find_bundles,
+    missing_files,
+    read_metadata,
+    run_workflow,
+    verify_bundle_metadata,
+)
+
+__all__ += [
+    "REQUIRED_FILES",
+    "SCHEMA_PATH",
+    "find_bundles",
+    "missing_files",
+    "read_metadata",
+    "run_workflow",
+    "verify_bundle_metadata",
+]
