@@ -1,12 +1,21 @@
 """Readers, writers, datasets and sample data.
 
 Importing this package registers :class:`VideoReader` with MONAI's ``LoadImage`` (by suffix) and
-:class:`VideoWriter` with MONAI's writer registry (``SaveImage(output_ext=".mp4")``).
+:class:`VideoWriter` with MONAI's writer registry (``SaveImage(output_ext=".mp4")``), and the NIfTI reader and
+writer that keep a 4D scan's time spacing (pixdim[4]) for .nii / .nii.gz.
 """
 
 from __future__ import annotations
 
 from .sample_data import SAMPLE_FILES, package_file, sample_file
+from .nifti import (
+    TIME_UNIT_SECONDS,
+    NiftiTimeReader,
+    NiftiTimeWriter,
+    register_nifti_io,
+    save_nifti,
+    time_spacing_seconds,
+)
 from .utils import (
     CorruptFileError,
     MedstDataError,
@@ -27,6 +36,7 @@ from .video import (
     write_video,
 )
 
+register_nifti_io()  # before the video reader: readers registered later are tried first
 register_video_io()
 
 __all__ = [
@@ -48,4 +58,10 @@ __all__ = [
     "register_video_io",
     "video_info",
     "write_video",
+    "TIME_UNIT_SECONDS",
+    "NiftiTimeReader",
+    "NiftiTimeWriter",
+    "register_nifti_io",
+    "save_nifti",
+    "time_spacing_seconds",
 ]
