@@ -1,0 +1,178 @@
+"""A tiny MONAI bundle in the model-zoo layout, written into a temporary folder for the API and CLI tests.
+
+One 3x3x3 convolution with random weights (1 -> 2 channels) behind the conventions medst's bundles follow:
+``configs/inference.json`` with ``bundle_root``, ``device``, ``dataset_dir``, ``output_dir``, ``network_def``,
+``network``, ``preprocessing`` (LoadImaged, EnsureChannelFirstd, Orientationd, Spacingd: a prediction must be inverted
+to land in the input's space), ``inferer``, ``postprocessing`` (Activationsd, Invertd, AsDiscreted, SaveImaged),
+``dataset``, ``dataloader``, ``evaluator``, ``handlers``, ``initialize``, ``run``, ``finalize``;
+``configs/metadata.json``; ``models/model.pt``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+__all__ = ["make_tiny_bundle"]
+
+PREPROCESSING = {
+    "_target_": "Compose",
+    "transforms": [
+        {"_target_": "LoadImaged", "keys": "image"},
+        {"_target_": "EnsureChannelFirstd", "keys": "image"},
+        {"_target_": "Orientationd", "keys": "image", "axcodes": "LPS"},
+        {"_target_": "Spacingd", "keys": "image", "pixdim": [2.0, 2.0, 2.0], "mode": "bilinear"},
+        {"_target_": "NormalizeIntensityd", "keys": "image"},
+        {"_target_": "EnsureTyped", "keys": "image"},
+    ],
+}
+
+POSTPROCESSING = {
+    "_target_": "Compose",
+    "transforms": [
+        {"_target_": "Activationsd", "keys": "pred", "softmax": True},
+        {
+            "_target_": "Invertd",
+            "keys": "pred",
+            "transform": "@preprocessing",
+            "orig_keys": "image",
+            "nearest_interp": False,
+            "to_tensor": True,
+        },
+        {"_target_": "AsDiscreted", "keys": "pred", "argmax": True},
+        {
+            "_target_": "SaveImaged",
+            "keys": "pred",
+            "output_dir": "@output_dir",
+            "output_postfix": "seg",
+            "output_dtype": "$np.uint8",
+            "resample": False,
+            "separate_folder": False,
+        },
+    ],
+}
+
+# no Invertd and no SaveImaged: the API must invert and save by itself
+BARE_POSTPROCESSING = {
+    "_target_": "Compose",
+    "transforms": [
+        {"_target_": "Activationsd", "keys": "pred", "softmax": True},
+        {"_target_": "AsDiscreted", "keys": "pred", "argmax": True},
+    ],
+}
+
+
+def inference_config(bare: bool = False) -> dict:
+    return {
+        "imports": ["$import glob", "$import medst"],
+        "bundle_root": ".",
+        "device": "$torch.device('cuda:0' if torch.cuda.is_available() else 'cpu')",
+        "dataset_dir": "$@bundle_root + '/data'",
+        "output_dir": "$@bundle_root + '/eval'",
+        "network_def": {
+            "_target_": "torch.nn.Conv3d",
+            "in_channels": 1,
+            "out_channels": 2,
+            "kernel_size": 3,
+            "padding": 1,
+        },
+        "network": "$@network_def.to(@device)",
+        "preprocessing": PREPROCESSING,
+        "inferer": {"_target_": "SlidingWindowInferer", "roi_size": [16, 16, 16], "sw_batch_size": 2, "overlap": 0.25},
+        "postprocessing": BARE_POSTPROCESSING if bare else POSTPROCESSING,
+        "dataset": {
+            "_target_": "Dataset",
+            "data": "$[{'image': f} for f in sorted(glob.glob(@dataset_dir + '/*.nii*'))]",
+            "transform": "@preprocessing",
+        },
+        "dataloader": {"_target_": "DataLoader", "dataset": "@dataset", "batch_size": 1, "num_workers": 0},
+        "handlers": [
+            {
+                "_target_": "CheckpointLoader",
+                "load_path": "$@bundle_root + '/models/model.pt'",
+                "load_dict": {"model": "@network"},
+            }
+        ],
+        "evaluator": {
+            "_target_": "SupervisedEvaluator",
+            "device": "@device",
+            "val_data_loader": "@dataloader",
+            "network": "@network",
+            "inferer": "@inferer",
+            "postprocessing": "@postprocessing",
+            "val_handlers": "@handlers",
+        },
+        "initialize": ["$monai.utils.set_determinism(seed=0)"],
+        "run": ["$@evaluator.run()"],
+        "finalize": [],
+    }
+
+
+METADATA = {
+    "schema": "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/meta_schema_20220324.json",
+    "version": "0.1.0",
+    "changelog": {"0.1.0": "tiny test bundle"},
+    "monai_version": "1.6.1",
+    "pytorch_version": "2.13.0",
+    "numpy_version": "2.0",
+    "name": "tiny_seg",
+    "task": "Tiny two-class segmentation for tests",
+    "description": "One random 3x3x3 convolution.",
+    "authors": "medst developers",
+    "copyright": "Copyright (c) medst developers",
+    "performance": {"dice": 0.0, "note": "random weights"},
+    "network_data_format": {
+        "inputs": {
+            "image": {
+                "type": "image",
+                "format": "magnitude",
+                "modality": "MR",
+                "num_channels": 1,
+                "spatial_shape": [16, 16, 16],
+                "dtype": "float32",
+                "value_range": [],
+                "is_patch_data": True,
+                "channel_def": {"0": "image"},
+            }
+        },
+        "outputs": {
+            "pred": {
+                "type": "image",
+                "format": "segmentation",
+                "num_channels": 2,
+                "spatial_shape": [16, 16, 16],
+                "dtype": "float32",
+                "value_range": [0, 1],
+                "is_patch_data": True,
+                "channel_def": {"0": "background", "1": "foreground"},
+            }
+        },
+    },
+}
+
+
+def make_tiny_bundle(root: str | Path, name: str = "tiny_seg", bare: bool = False, checkpoint=None) -> Path:
+    """Write the tiny bundle to ``root/name`` and return its folder.
+
+    Args:
+        bare: postprocessing without Invertd and SaveImaged.
+        checkpoint: what to save as ``models/model.pt``: ``None`` a plain state dict, ``"wrapped"``
+            ``{"model": state_dict}``, or any object to ``torch.save`` as it is.
+    """
+    bundle = Path(root) / name
+    (bundle / "configs").mkdir(parents=True, exist_ok=True)
+    (bundle / "models").mkdir(exist_ok=True)
+    (bundle / "configs" / "inference.json").write_text(json.dumps(inference_config(bare), indent=2))
+    (bundle / "configs" / "metadata.json").write_text(json.dumps({**METADATA, "name": name}, indent=2))
+    torch.manual_seed(0)
+    state = torch.nn.Conv3d(1, 2, 3, padding=1).state_dict()
+    if checkpoint is None:
+        obj = state
+    elif isinstance(checkpoint, str) and checkpoint == "wrapped":
+        obj = {"model": state}
+    else:
+        obj = checkpoint
+    torch.save(obj, bundle / "models" / "model.pt")
+    return bundle

@@ -1,0 +1,245 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from _tiny_bundle import make_tiny_bundle
+from monai.data import MetaTensor
+from monai.transforms import LoadImage
+
+import medst
+from medst.api import Bundle, bundle_info, find_bundles, load_bundle, load_weights
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(tmp_path_factory):
+    return make_tiny_bundle(tmp_path_factory.mktemp("bundles"))
+
+
+@pytest.fixture(scope="module")
+def seg(bundle_dir):
+    return load_bundle(bundle_dir, device="cpu")
+
+
+@pytest.fixture
+def t1(sample):
+    return sample("anatomical_t1")
+
+
+class _Counter:
+    """Counts the network's forward calls (each sliding window batch is one call)."""
+
+    def __init__(self, module: torch.nn.Module):
+        self.calls = 0
+        self._handle = module.register_forward_hook(self._hook)
+
+    def _hook(self, *args):
+        self.calls += 1
+
+    def remove(self):
+        self._handle.remove()
+
+
+def test_predict_path_lands_in_input_space(seg, t1, tmp_path):
+    pred = seg.predict(t1, output_dir=tmp_path)
+    src = nib.load(t1)
+    saved = tmp_path / "anatomical_seg.nii.gz"
+    assert saved.is_file() and Path(pred.meta["saved_to"]) == saved
+    out = nib.load(saved)
+    # the bundle resamples to 2 mm in LPS; Invertd must restore shape, affine, orientation and spacing
+    assert out.shape == src.shape
+    np.testing.assert_allclose(out.affine, src.affine, atol=1e-5)
+    assert isinstance(pred, MetaTensor) and tuple(pred.shape) == (1, *src.shape)
+    np.testing.assert_allclose(pred.affine.numpy(), src.affine, atol=1e-5)
+    labels = np.unique(out.get_fdata())
+    assert set(labels) <= {0.0, 1.0} and len(labels) == 2  # a real two-class answer, not a constant
+    np.testing.assert_array_equal(np.asarray(out.dataobj), pred[0].numpy().astype(np.uint8))
+
+
+def test_predict_without_output_dir_writes_nothing(seg, t1, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    pred = seg.predict(t1)
+    assert tuple(pred.shape) == (1, 33, 41, 25)
+    assert "saved_to" not in pred.meta
+    assert list(tmp_path.iterdir()) == []
+    assert not (seg.path / "eval").exists()
+
+
+def test_skip_existing_and_overwrite(seg, t1, tmp_path):
+    first = seg.predict(t1, output_dir=tmp_path)
+    saved = tmp_path / "anatomical_seg.nii.gz"
+    counter = _Counter(seg.network)
+    try:
+        again = seg.predict(t1, output_dir=tmp_path)  # skipped before inference, read back from disk
+        assert counter.calls == 0
+        np.testing.assert_array_equal(again.numpy(), first.numpy())
+        np.testing.assert_allclose(again.affine.numpy(), first.affine.numpy(), atol=1e-5)
+        assert seg.predict(t1, output_dir=tmp_path, return_predictions=False) == saved
+        assert counter.calls == 0
+        saved.write_bytes(b"")  # make the old output detectable
+        seg.predict(t1, output_dir=tmp_path, overwrite=True)
+        assert counter.calls > 0 and saved.stat().st_size > 0
+    finally:
+        counter.remove()
+
+
+def test_folder_and_list_resume(seg, t1, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("a.nii", "b.nii", "c.nii"):
+        shutil.copy(t1, data / name)
+    (data / "notes.txt").write_text("not an image")
+    out = tmp_path / "out"
+    # a batch "killed" after its first input: only the other two are predicted on the next run
+    seg.predict(str(data / "a.nii"), output_dir=out)
+    counter = _Counter(seg.network)
+    try:
+        preds = seg.predict(data, output_dir=out, num_workers=1)
+        per_input = counter.calls // 2
+        assert counter.calls > 0 and counter.calls == 2 * per_input
+    finally:
+        counter.remove()
+    assert len(preds) == 3 and all(tuple(p.shape) == (1, 33, 41, 25) for p in preds)
+    assert sorted(p.name for p in out.iterdir()) == ["a_seg.nii.gz", "b_seg.nii.gz", "c_seg.nii.gz"]
+    # the same data, same network: same labels for every copy
+    np.testing.assert_array_equal(preds[1].numpy(), preds[2].numpy())
+    paths = seg.predict([data / "c.nii", str(data / "b.nii")], output_dir=out, return_predictions=False)
+    assert paths == [out / "c_seg.nii.gz", out / "b_seg.nii.gz"]
+
+
+def test_array_and_metatensor_inputs(seg, t1):
+    from_path = seg.predict(t1)
+    loaded = LoadImage(image_only=True, ensure_channel_first=True)(t1)
+    # a MetaTensor keeps its affine: same answer as from the file
+    from_meta = seg.predict(loaded)
+    np.testing.assert_array_equal(from_meta.numpy(), from_path.numpy())
+    np.testing.assert_allclose(from_meta.affine.numpy(), from_path.affine.numpy(), atol=1e-5)
+    # a numpy array: spatial-only, channel-first (told or inferred) all give (1, *spatial) in the array's grid
+    arr = np.asarray(nib.load(t1).dataobj, dtype=np.float32)
+    a = seg.predict(arr)
+    b = seg.predict(arr[None], channel_first=True)
+    c = seg.predict(arr[None])
+    assert tuple(a.shape) == (1, *arr.shape)
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+    np.testing.assert_array_equal(a.numpy(), c.numpy())
+    np.testing.assert_allclose(a.affine.numpy(), np.eye(4), atol=1e-6)
+    both = seg.predict([arr, t1])
+    assert isinstance(both, list) and len(both) == 2
+    np.testing.assert_array_equal(both[1].numpy(), from_path.numpy())
+
+
+def test_array_output_names(seg, tmp_path):
+    arr = np.random.default_rng(0).normal(size=(20, 18, 16)).astype(np.float32)
+    seg.predict([arr, arr], output_dir=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["array_0_seg.nii.gz", "array_1_seg.nii.gz"]
+
+
+@pytest.mark.parametrize(
+    "inputs, error, match",
+    [
+        (123, TypeError, "unsupported input of type int"),
+        ([{"image": "x"}], TypeError, "unsupported input of type dict"),
+        ("/no/such/scan.nii.gz", FileNotFoundError, "does not exist"),
+        ([], ValueError, "empty"),
+        (np.zeros((2, 3, 4, 5, 6), np.float32), ValueError, "fits neither"),
+    ],
+)
+def test_predict_errors(seg, inputs, error, match):
+    with pytest.raises(error, match=match):
+        seg.predict(inputs)
+
+
+def test_empty_folder(seg, tmp_path):
+    (tmp_path / "x.txt").write_text("")
+    with pytest.raises(ValueError, match="no supported file"):
+        seg.predict(tmp_path)
+
+
+def test_bundle_without_invert_or_save(t1, tmp_path):
+    bare = load_bundle(make_tiny_bundle(tmp_path, name="bare", bare=True), device="cpu")
+    pred = bare.predict(t1, output_dir=tmp_path / "out")
+    out = nib.load(tmp_path / "out" / "anatomical_seg.nii.gz")
+    src = nib.load(t1)
+    assert out.shape == src.shape and tuple(pred.shape) == (1, *src.shape)
+    np.testing.assert_allclose(out.affine, src.affine, atol=1e-5)
+    assert set(np.unique(out.get_fdata())) <= {0.0, 1.0}
+
+
+def test_overrides_reach_the_inferer(bundle_dir, t1):
+    s = load_bundle(bundle_dir, device="cpu", roi_size=8, overlap=0.5, sw_batch_size=4)
+    assert tuple(s.inferer.roi_size) == (8, 8, 8) and s.inferer.overlap == 0.5 and s.inferer.sw_batch_size == 4
+    ref = load_bundle(bundle_dir, device="cpu").predict(t1)
+    bf16 = load_bundle(bundle_dir, device="cpu", precision="bf16")
+    assert bf16._autocast_dtype == torch.bfloat16  # SlidingWindowInferer takes no precision: autocast instead
+    agree = (bf16.predict(t1) == ref).float().mean().item()
+    assert agree > 0.95
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"precision": "fp8"}, "precision must be one of"),
+        ({"overlap": 1.5}, "overlap must be in"),
+    ],
+)
+def test_load_errors(bundle_dir, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        load_bundle(bundle_dir, device="cpu", **kwargs)
+
+
+def test_missing_bundle_parts(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_bundle(tmp_path / "nothing")
+    b = make_tiny_bundle(tmp_path)
+    (b / "models" / "model.pt").unlink()
+    with pytest.raises(FileNotFoundError, match="model.pt"):
+        load_bundle(b)
+    (b / "configs" / "inference.json").unlink()
+    with pytest.raises(FileNotFoundError, match="inference.json"):
+        load_bundle(b)
+    (b / "configs" / "metadata.json").unlink()
+    with pytest.raises(FileNotFoundError, match="metadata.json"):
+        bundle_info(b)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        bundle_info(tmp_path / "gone")
+
+
+class Evil:
+    """Unpickling this would run code: weights_only loading must refuse it."""
+
+    def __reduce__(self):
+        return (print, ("unpickled!",))
+
+
+def test_weights_only(tmp_path, t1):
+    wrapped = load_bundle(make_tiny_bundle(tmp_path, name="wrapped", checkpoint="wrapped"), device="cpu")
+    plain = load_bundle(make_tiny_bundle(tmp_path, name="plain"), device="cpu")
+    for k, v in plain.network.state_dict().items():
+        torch.testing.assert_close(wrapped.network.state_dict()[k], v)
+    state = torch.nn.Conv3d(1, 2, 3, padding=1).state_dict()
+    evil = make_tiny_bundle(tmp_path, name="evil", checkpoint={"model": state, "extra": Evil()})
+    with pytest.raises(ValueError, match="refuses to unpickle"):
+        load_bundle(evil, device="cpu")
+    torch.save(torch.nn.Conv3d(1, 2, 3), tmp_path / "whole_model.pt")  # a pickled module, not a state dict
+    with pytest.raises(ValueError, match="refuses to unpickle"):
+        load_weights(tmp_path / "whole_model.pt")
+    torch.save({"module.weight": torch.ones(1)}, tmp_path / "ddp.pt")
+    assert list(load_weights(tmp_path / "ddp.pt")) == ["weight"]
+    torch.save({"weight": torch.ones(1)}, tmp_path / "wrong.pt")
+    with pytest.raises(ValueError, match="does not fit"):
+        Bundle(make_tiny_bundle(tmp_path, name="wrong"), device="cpu", weights=tmp_path / "wrong.pt")
+
+
+def test_find_bundles_and_info(bundle_dir, tmp_path):
+    assert find_bundles(bundle_dir.parent) == [bundle_dir]
+    assert find_bundles(tmp_path / "none") == []
+    info = bundle_info(bundle_dir)
+    assert info["name"] == "tiny_seg" and info["version"] == "0.1.0"
+    assert info["inputs"]["image"]["num_channels"] == 1 and info["outputs"]["pred"]["num_channels"] == 2
+    assert info["performance"]["performance"]["dice"] == 0.0
+    assert info["weights"] == str(bundle_dir / "models" / "model.pt")
+    assert medst.load_bundle is load_bundle
