@@ -1,1 +1,26 @@
-"""medst.inferers"""
+"""medst.inferers: fast sliding-window inference (volumes, videos, 4D scans) and streaming for recurrent nets."""
+
+from __future__ import annotations
+
+from .inferer import StreamingInferer, VolumeInferer
+from .utils import (
+    OUTPUTS,
+    PRECISIONS,
+    FastPredictor,
+    cpu_has_native_bf16,
+    resolve_precision,
+    sliding_window_volume,
+    stream_sequence,
+)
+
+__all__ = [
+    "OUTPUTS",
+    "PRECISIONS",
+    "FastPredictor",
+    "StreamingInferer",
+    "VolumeInferer",
+    "cpu_has_native_bf16",
+    "resolve_precision",
+    "sliding_window_volume",
+    "stream_sequence",
+]

@@ -1,0 +1,191 @@
+"""MONAI ``Inferer`` classes over :mod:`medst.inferers.utils`, the names bundle configs instantiate."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import torch
+from monai.inferers import Inferer
+
+from .utils import OUTPUTS, PRECISIONS, sliding_window_volume, stream_sequence
+
+__all__ = ["VolumeInferer", "StreamingInferer"]
+
+
+def _default_sw_device(sw_device: torch.device | str | None) -> torch.device | str | None:
+    """CUDA when it is there; otherwise leave the choice to the network's device."""
+    if sw_device is None and torch.cuda.is_available():
+        return torch.device("cuda")
+    return sw_device
+
+
+def _check(precision: str, output: str) -> None:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
+    if output not in OUTPUTS:
+        raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}.")
+
+
+class VolumeInferer(Inferer):
+    """Fast, memory-lean sliding-window inference for 3D scans, videos and 4D scans.
+
+    A thin class over :func:`medst.inferers.utils.sliding_window_volume` (see there for every argument), usable
+    wherever MONAI's ``SlidingWindowInferer`` is: ``inferer(inputs, network)``. Windows run on CUDA when it is
+    there (the network is moved), the output is stitched on the GPU only where it fits.
+
+    Example::
+
+        inferer = VolumeInferer((96, 96, 96), sw_batch_size=2, overlap=0.5, mode="gaussian", output="labels")
+        labels = inferer(image, network)  # (B, 1, X, Y, Z) uint8
+
+    Bundle config::
+
+        "inferer": {"_target_": "medst.inferers.VolumeInferer", "roi_size": [96, 96, 96], "precision": "auto"}
+    """
+
+    def __init__(
+        self,
+        roi_size: Sequence[int] | int,
+        sw_batch_size: int = 1,
+        overlap: Sequence[float] | float = 0.25,
+        mode: str = "constant",
+        sigma_scale: Sequence[float] | float = 0.125,
+        padding_mode: str = "constant",
+        cval: float = 0.0,
+        precision: str = "auto",
+        output: str = "logits",
+        flips: Sequence[Sequence[int]] = (),
+        channels_last: bool | None = None,
+        compile: bool = False,
+        sw_device: torch.device | str | None = None,
+        device: torch.device | str | None = None,
+        progress: bool = True,
+        buffer_steps: int | None = None,
+        buffer_dim: int = -1,
+        slab_dim: int = 0,
+    ) -> None:
+        super().__init__()
+        _check(precision, output)
+        if sw_batch_size < 1:
+            raise ValueError(f"sw_batch_size must be >= 1, got {sw_batch_size}.")
+        self.roi_size = roi_size
+        self.sw_batch_size = sw_batch_size
+        self.overlap = overlap
+        self.mode = mode
+        self.sigma_scale = sigma_scale
+        self.padding_mode = padding_mode
+        self.cval = cval
+        self.precision = precision
+        self.output = output
+        self.flips = flips
+        self.channels_last = channels_last
+        self.compile = compile
+        self.sw_device = sw_device
+        self.device = device
+        self.progress = progress
+        self.buffer_steps = buffer_steps
+        self.buffer_dim = buffer_dim
+        self.slab_dim = slab_dim
+
+    def __call__(self, inputs: torch.Tensor, network: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Segment ``inputs`` (B, C, *axes) with ``network``; extra arguments go to the network."""
+        return sliding_window_volume(
+            inputs,
+            self.roi_size,
+            self.sw_batch_size,
+            network,
+            self.overlap,
+            self.mode,
+            self.sigma_scale,
+            self.padding_mode,
+            self.cval,
+            self.precision,
+            self.output,
+            self.flips,
+            self.channels_last,
+            self.compile,
+            _default_sw_device(self.sw_device),
+            self.device,
+            self.progress,
+            self.buffer_steps,
+            self.buffer_dim,
+            self.slab_dim,
+            *args,
+            **kwargs,
+        )
+
+
+class StreamingInferer(Inferer):
+    """Sliding window in space, streaming in time, for recurrent networks (ConvLSTM/ConvGRU family).
+
+    A thin class over :func:`medst.inferers.utils.stream_sequence`: every spatial tile keeps its recurrent state
+    from one ``time_chunk`` to the next, so a clip of any length is segmented with full temporal context and
+    memory that does not grow with its length (Shi et al. 2015, https://arxiv.org/abs/1506.04214).
+
+    Example::
+
+        inferer = StreamingInferer(roi_size=(128, 128), time_chunk=16, overlap=0.25, output="labels")
+        labels = inferer(video, network)  # video (B, C, T, H, W) -> (B, 1, T, H, W)
+    """
+
+    def __init__(
+        self,
+        roi_size: Sequence[int] | int,
+        time_chunk: int = 16,
+        overlap: Sequence[float] | float = 0.25,
+        mode: str = "constant",
+        sigma_scale: Sequence[float] | float = 0.125,
+        padding_mode: str = "constant",
+        cval: float = 0.0,
+        sw_batch_size: int = 1,
+        precision: str = "auto",
+        output: str = "logits",
+        sw_device: torch.device | str | None = None,
+        device: torch.device | str | None = None,
+        callback: Callable[[torch.Tensor, int], None] | None = None,
+        progress: bool = True,
+    ) -> None:
+        super().__init__()
+        _check(precision, output)
+        if int(time_chunk) < 1:
+            raise ValueError(f"time_chunk must be >= 1, got {time_chunk}.")
+        self.roi_size = roi_size
+        self.time_chunk = int(time_chunk)
+        self.overlap = overlap
+        self.mode = mode
+        self.sigma_scale = sigma_scale
+        self.padding_mode = padding_mode
+        self.cval = cval
+        self.sw_batch_size = sw_batch_size
+        self.precision = precision
+        self.output = output
+        self.sw_device = sw_device
+        self.device = device
+        self.callback = callback
+        self.progress = progress
+
+    def __call__(
+        self, inputs: torch.Tensor | Iterable[torch.Tensor], network: torch.nn.Module, *args: Any, **kwargs: Any
+    ) -> torch.Tensor | None:
+        """Segment ``inputs`` (B, C, T, *spatial), or an iterable of such blocks, with a streaming ``network``."""
+        if args or kwargs:
+            raise ValueError("StreamingInferer passes no extra arguments to the network.")
+        return stream_sequence(
+            inputs,
+            self.roi_size,
+            self.time_chunk,
+            network,
+            self.overlap,
+            self.mode,
+            self.sigma_scale,
+            self.padding_mode,
+            self.cval,
+            self.sw_batch_size,
+            self.precision,
+            self.output,
+            _default_sw_device(self.sw_device),
+            self.device,
+            self.callback,
+            self.progress,
+        )

@@ -1,0 +1,812 @@
+"""Fast sliding-window inference for volumes, videos and 4D scans, and streaming inference for recurrent networks.
+
+Everything here builds on MONAI's :func:`monai.inferers.sliding_window_inference`: the same window positions
+(:func:`monai.data.utils.dense_patch_slices`), the same importance maps
+(:func:`monai.data.utils.compute_importance_map`) and the same padding rule when the window is larger than the
+input. What medst adds:
+
+- speed: no autograd (``torch.inference_mode``), mixed precision (``precision="auto"|"fp32"|"bf16"|"fp16"``) with
+  the logits always accumulated in float32, the channels-last memory format for 3D convolutions in half
+  precision, optional test-time flips and an opt-in ``torch.compile`` with inductor's weight freezing;
+- memory that does not grow with the number of classes: ``output="labels"`` stitches windows slab by slab along
+  one axis and takes the argmax of a slab as soon as every window covering it is done, so only a band of float32
+  logits one window deep is ever held (the labels equal the argmax of MONAI's float32 map exactly);
+- devices: windows on the compute device, the stitched output on the GPU only where it fits, with a fall-back to
+  CPU stitching (and then to one window at a time) on ``torch.OutOfMemoryError``;
+- frame-wise tiling: a ``roi_size`` with one entry fewer than the input's axes means "the network sees single
+  frames": time (axis 2) is folded into the batch, so a 2D network segments a video ``(B, C, T, H, W)`` and a 3D
+  network a 4D scan ``(B, C, T, X, Y, Z)`` frame by frame;
+- streaming for recurrent networks (:func:`stream_sequence`): space is tiled like a sliding window while time is
+  walked in chunks, carrying each tile's recurrent state from chunk to chunk (Shi et al., "Convolutional LSTM
+  Network", https://arxiv.org/abs/1506.04214), so a clip of any length keeps its full temporal context with memory
+  that does not grow with its length.
+
+Measured agreement of the fast paths (see ``benchmarks/bench_sliding_window.py``) is recorded in the docstring of
+:func:`sliding_window_volume`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import sys
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from monai.data.meta_tensor import MetaTensor
+from monai.data.utils import compute_importance_map, dense_patch_slices
+from monai.inferers.utils import _get_scan_interval, sliding_window_inference
+from monai.utils import BlendMode, PytorchPadMode, convert_to_dst_type, ensure_tuple_rep, fall_back_tuple, look_up_option
+
+try:  # tqdm is a dependency, but keep the library importable without it
+    from tqdm import tqdm as _tqdm
+except ImportError:  # pragma: no cover
+    _tqdm = None
+
+__all__ = [
+    "PRECISIONS",
+    "OUTPUTS",
+    "cpu_has_native_bf16",
+    "resolve_precision",
+    "FastPredictor",
+    "sliding_window_volume",
+    "stream_sequence",
+]
+
+logger = logging.getLogger(__name__)
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+OUTPUTS = ("logits", "probs", "labels")
+_OOM = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# precision, memory format, compile
+# ----------------------------------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (x86 ``avx512_bf16`` or ``amx_bf16``; ARM ``bf16``).
+
+    Without such support PyTorch emulates bfloat16 and it is slower than float32, so ``precision="auto"`` keeps
+    float32 there.
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            text = f.read()
+    except OSError:
+        return False
+    flags: set[str] = set()
+    for line in text.splitlines():
+        if line.startswith(("flags", "Features")):
+            flags.update(line.split(":", 1)[-1].split())
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def resolve_precision(precision: str, device: torch.device | str) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` on ``device``; ``None`` means plain float32.
+
+    ``"auto"``: on CUDA bfloat16 where the GPU supports it, else float16; on a CPU bfloat16 only where the CPU
+    computes it natively (:func:`cpu_has_native_bf16`), else float32; float32 on any other device.
+
+    Raises:
+        ValueError: when ``precision`` is not one of :data:`PRECISIONS`.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
+    dev = torch.device(device)
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "fp16":
+        if dev.type == "cpu":
+            logger.warning("precision='fp16' on a CPU is usually slower than 'bf16' or 'fp32'.")
+        return torch.float16
+    if dev.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if dev.type == "cpu":
+        return torch.bfloat16 if cpu_has_native_bf16() else None
+    return None
+
+
+def _memory_format(ndim: int) -> torch.memory_format | None:
+    return {4: torch.channels_last, 5: torch.channels_last_3d}.get(ndim)
+
+
+@contextlib.contextmanager
+def _channels_last_weights(module: Any, enabled: bool) -> Iterator[None]:
+    """Temporarily store a module's 4D/5D parameters channels-last; restores the usual layout on exit."""
+    if not enabled or not isinstance(module, torch.nn.Module):
+        yield
+        return
+    changed = []
+    with torch.no_grad():
+        for t in list(module.parameters()) + list(module.buffers()):
+            fmt = _memory_format(t.ndim)
+            if fmt is not None and not t.is_contiguous(memory_format=fmt):
+                t.data = t.data.contiguous(memory_format=fmt)
+                changed.append(t)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for t in changed:
+                t.data = t.data.contiguous()
+
+
+# compiled modules, per network (weakly held) and per (dtype, layout, device, weight versions)
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _weights_key(module: torch.nn.Module) -> tuple:
+    return tuple((t.data_ptr(), t._version) for t in module.parameters())
+
+
+def _compiled(module: torch.nn.Module, key: tuple) -> Callable:
+    cache = _COMPILED.setdefault(module, {})
+    full_key = (*key, _weights_key(module))
+    if full_key not in cache:
+        cache.clear()  # weights or settings changed: the frozen graph is stale
+        if module.training:
+            logger.warning("compiling a network in training mode; call network.eval() for inference.")
+        cache[full_key] = torch.compile(module)
+    return cache[full_key]
+
+
+class FastPredictor:
+    """Calls a network for inference as fast as its ``precision`` allows, returning float32 outputs.
+
+    ``inference_mode``, autocast to the chosen dtype, channels-last inputs, test-time flips averaged in the
+    logit domain, and an opt-in ``torch.compile`` with inductor freezing (the weights become constants of the
+    graph; compiled once per window shape and recompiled when the weights change).
+
+    Args:
+        network: a callable, usually a ``torch.nn.Module`` in eval mode: (N, C, *roi) -> (N, K, *roi').
+        dtype: autocast dtype (``None``: float32), see :func:`resolve_precision`.
+        device_type: ``"cpu"`` or ``"cuda"``, the device the windows run on.
+        channels_last: pass inputs in the channels-last layout (the caller converts the weights).
+        flips: tuples of tensor axes (>= 2) to flip for test-time augmentation, e.g. ``((2,), (3,), (4,))``.
+        compile: compile the network with ``torch.compile`` and inductor's ``freezing``.
+        pad_batch_to: with ``compile``, pad a short last window batch to this size to avoid a recompilation.
+    """
+
+    def __init__(
+        self,
+        network: Callable,
+        dtype: torch.dtype | None = None,
+        device_type: str = "cpu",
+        channels_last: bool = False,
+        flips: Sequence[Sequence[int]] = (),
+        compile: bool = False,
+        pad_batch_to: int | None = None,
+    ) -> None:
+        self.flips = _check_flips(flips)
+        if compile and not isinstance(network, torch.nn.Module):
+            raise ValueError("compile=True needs a torch.nn.Module network.")
+        self.network = network
+        self.dtype = dtype
+        self.device_type = device_type
+        self.channels_last = channels_last
+        self.compile = compile
+        self.pad_batch_to = pad_batch_to
+
+    def _fn(self) -> Callable:
+        if not self.compile:
+            return self.network
+        return _compiled(self.network, (self.dtype, self.channels_last, self.device_type))
+
+    def context(self) -> contextlib.ExitStack:
+        """inference mode + autocast (+ inductor freezing when compiling)."""
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.inference_mode())
+        if self.dtype is not None:
+            stack.enter_context(torch.autocast(device_type=self.device_type, dtype=self.dtype))
+        if self.compile:
+            import torch._inductor.config as inductor_config
+
+            stack.enter_context(inductor_config.patch(freezing=True))
+        return stack
+
+    def _run(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        n = x.shape[0]
+        if self.compile and self.pad_batch_to and n < self.pad_batch_to:
+            x = torch.cat([x, x[-1:].expand(self.pad_batch_to - n, *x.shape[1:])])
+        fmt = _memory_format(x.ndim) if self.channels_last else None
+        if fmt is not None:
+            x = x.contiguous(memory_format=fmt)
+        out = self._fn()(x, *args, **kwargs)
+        return _tree_map(lambda t: t[:n].float(), out)
+
+    def __call__(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        for axes in self.flips:
+            if max(axes) >= x.ndim:
+                raise ValueError(f"flip axes {axes} do not exist in a window of shape {tuple(x.shape)}.")
+        with self.context():
+            out = self._run(x, *args, **kwargs)
+            for axes in self.flips:
+                flipped = self._run(torch.flip(x, axes), *args, **kwargs)
+                out = _tree_map2(lambda a, b, ax=axes: a.add_(torch.flip(b, ax)), out, flipped)
+            if self.flips:
+                out = _tree_map(lambda t: t.div_(len(self.flips) + 1), out)
+        # a normal (not inference-mode) float32 tensor, so that callers may update it in place
+        return _tree_map(lambda t: t.to(torch.float32, memory_format=torch.contiguous_format, copy=True), out)
+
+
+def _check_flips(flips: Sequence[Sequence[int]]) -> tuple[tuple[int, ...], ...]:
+    out = []
+    for axes in flips or ():
+        axes = (axes,) if isinstance(axes, int) else tuple(axes)
+        if not axes or min(axes) < 2:
+            raise ValueError(
+                f"each flip is a tuple of tensor axes >= 2 (0 is the batch, 1 the channel), got {axes}; "
+                "e.g. flips=((2,), (3,), (4,)) for a 3D volume."
+            )
+        out.append(tuple(int(a) for a in axes))
+    return tuple(out)
+
+
+def _tree_map(fn: Callable, tree: Any) -> Any:
+    if isinstance(tree, torch.Tensor):
+        return fn(tree)
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_tree_map(fn, t) for t in tree)
+    if isinstance(tree, dict):
+        return {k: _tree_map(fn, v) for k, v in tree.items()}
+    return tree
+
+
+def _tree_map2(fn: Callable, a: Any, b: Any) -> Any:
+    if isinstance(a, torch.Tensor):
+        return fn(a, b)
+    if isinstance(a, (list, tuple)):
+        return type(a)(_tree_map2(fn, x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return {k: _tree_map2(fn, a[k], b[k]) for k in a}
+    return a
+
+
+def _tree_cat(trees: list[Any]) -> Any:
+    """Concatenate nested states along the batch dim 0."""
+    first = trees[0]
+    if first is None:
+        return None
+    if isinstance(first, torch.Tensor):
+        return torch.cat(trees, 0) if len(trees) > 1 else first
+    if isinstance(first, (list, tuple)):
+        return type(first)(_tree_cat([t[i] for t in trees]) for i in range(len(first)))
+    if isinstance(first, dict):
+        return {k: _tree_cat([t[k] for t in trees]) for k in first}
+    raise TypeError(f"recurrent state must be nested tuples/lists/dicts of tensors, got {type(first).__name__}.")
+
+
+def _tree_split(tree: Any, size: int, n: int) -> list[Any]:
+    """Split a nested state along dim 0 into ``n`` parts of ``size``."""
+    if tree is None:
+        return [None] * n
+    if isinstance(tree, torch.Tensor):
+        return list(torch.split(tree, size, 0))
+    if isinstance(tree, (list, tuple)):
+        parts = [_tree_split(t, size, n) for t in tree]
+        return [type(tree)(p[i] for p in parts) for i in range(n)]
+    if isinstance(tree, dict):
+        parts_d = {k: _tree_split(v, size, n) for k, v in tree.items()}
+        return [{k: v[i] for k, v in parts_d.items()} for i in range(n)]
+    raise TypeError(f"recurrent state must be nested tuples/lists/dicts of tensors, got {type(tree).__name__}.")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------------------------------
+def _progress(iterable: Iterable, show: bool, total: int | None = None, desc: str = "") -> Iterable:
+    if show and _tqdm is not None and sys.stderr.isatty():
+        return _tqdm(iterable, total=total, desc=desc, leave=False)
+    return iterable
+
+
+def _module_device(predictor: Any) -> torch.device | None:
+    if isinstance(predictor, torch.nn.Module):
+        p = next(predictor.parameters(), None)
+        return p.device if p is not None else None
+    return None
+
+
+def _label_dtype(num_classes: int) -> torch.dtype:
+    return torch.uint8 if num_classes <= 256 else torch.int32
+
+
+def _pad_to_roi(
+    inputs: torch.Tensor, roi_size: Sequence[int], padding_mode: str, cval: float, first_axis: int = 2
+) -> tuple[torch.Tensor, list[int]]:
+    """Pad the axes from ``first_axis`` on to at least ``roi_size`` (MONAI's rule: centred)."""
+    pad_size: list[int] = []
+    for k in range(inputs.ndim - 1, first_axis - 1, -1):
+        diff = max(roi_size[k - first_axis] - inputs.shape[k], 0)
+        pad_size.extend([diff // 2, diff - diff // 2])
+    if any(pad_size):
+        mode = look_up_option(padding_mode, PytorchPadMode)
+        if mode == "constant":
+            inputs = F.pad(inputs, pad=pad_size, mode=mode, value=cval)
+        else:  # torch pads at most 3 trailing axes in the non-constant modes: pad frame-wise if needed
+            inputs = F.pad(inputs, pad=pad_size, mode=mode)
+    return inputs, pad_size
+
+
+def _crop_pad(out: torch.Tensor, pad_size: list[int], first_axis: int = 2) -> torch.Tensor:
+    if not any(pad_size):
+        return out
+    n = out.ndim - first_axis
+    index: list[slice] = [slice(None)] * first_axis
+    for i in range(n):
+        before = pad_size[2 * (n - 1 - i)]
+        after = pad_size[2 * (n - 1 - i) + 1]
+        index.append(slice(before, out.shape[first_axis + i] - after))
+    return out[tuple(index)]
+
+
+def _check_common(roi_size: Any, overlap: Any, n: int) -> None:
+    for o in ensure_tuple_rep(overlap, n):
+        if not 0 <= o < 1:
+            raise ValueError(f"overlap must be in [0, 1), got {overlap}.")
+    if not isinstance(roi_size, int):
+        if len(roi_size) != n:
+            raise ValueError(f"roi_size {tuple(roi_size)} must have {n} entries.")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# label-map stitching: memory independent of the number of classes
+# ----------------------------------------------------------------------------------------------------------------
+def _stitch_labels(
+    inputs: torch.Tensor,
+    roi_size: Sequence[int],
+    sw_batch_size: int,
+    predictor: Callable,
+    overlap: Sequence[float],
+    mode: str,
+    sigma_scale: Sequence[float] | float,
+    padding_mode: str,
+    cval: float,
+    sw_device: torch.device,
+    device: torch.device,
+    show_progress: bool,
+    slab_dim: int,
+    finalize_chunk: int = 8,
+) -> torch.Tensor:
+    """Sliding window straight into a label map (B, 1, *spatial) holding only a one-window band of logits.
+
+    Windows are walked in MONAI's order (the first spatial axis slowest), grouped by their start along
+    ``slab_dim``. Before group ``i+1`` starts, no later window touches the slab ``[start_i, start_{i+1})``, so its
+    weighted mean and argmax are final. The band accumulator (K x roi[slab_dim] x the other axes, float32) lives on
+    ``sw_device``; labels go to ``device``. With ``slab_dim=0`` every voxel sums its windows in the same order as
+    MONAI, so the labels equal the argmax of MONAI's float32 map bit for bit.
+    """
+    nsp = inputs.ndim - 2
+    batch, _, *image_size_ = inputs.shape
+    roi = fall_back_tuple(roi_size, image_size_)
+    inputs, pad_size = _pad_to_roi(inputs, roi, padding_mode, cval)
+    image_size = tuple(inputs.shape[2:])
+    a = slab_dim % nsp
+    scan = _get_scan_interval(image_size, roi, nsp, overlap)
+    slices = dense_patch_slices(image_size, roi, scan, return_slice=True)
+    if a != 0:
+        slices = sorted(slices, key=lambda s: int(s[a].start))  # stable: MONAI's order within a slab
+    groups: list[tuple[int, list]] = []
+    for s in slices:
+        start = int(s[a].start)
+        if not groups or groups[-1][0] != start:
+            groups.append((start, []))
+        groups[-1][1].append(s)
+    weight = compute_importance_map(roi, mode=mode, sigma_scale=sigma_scale, device=sw_device, dtype=torch.float32)
+    weight = weight[None, None]
+    band = roi[a]
+    other = list(image_size)
+    other[a] = band
+    labels: torch.Tensor | None = None
+    bar = _progress(range(batch * len(slices)), show_progress, desc="windows")
+    bar_update = getattr(bar, "update", None)
+
+    def finalize(acc: torch.Tensor, cnt: torch.Tensor, lo: int, length: int, b: int) -> None:
+        for i in range(0, length, finalize_chunk):
+            n = min(finalize_chunk, length - i)
+            lab = (acc.narrow(2 + a, i, n) / cnt.narrow(2 + a, i, n)).argmax(1)
+            labels[b, 0].narrow(a, lo + i, n).copy_(lab.to(device=device, dtype=labels.dtype)[0])
+
+    for b in range(batch):
+        acc = cnt = None
+        lo = 0
+        for start, group in groups:
+            if acc is not None and start != lo:
+                shift = start - lo
+                finalize(acc, cnt, lo, shift, b)
+                keep = band - shift
+                for t in (acc, cnt):  # move the unfinished part to the front, in chunks that never overlap
+                    for i in range(0, keep, shift):
+                        n = min(shift, keep - i)
+                        t.narrow(2 + a, i, n).copy_(t.narrow(2 + a, i + shift, n))
+                    t.narrow(2 + a, keep, shift).zero_()
+            lo = start
+            for g in range(0, len(group), sw_batch_size):
+                wins = group[g : g + sw_batch_size]
+                win_data = torch.cat([inputs[(slice(b, b + 1), slice(None), *s)] for s in wins]).to(sw_device)
+                out = predictor(win_data)
+                if not isinstance(out, torch.Tensor):
+                    raise ValueError("output='labels' needs a predictor that returns one tensor of logits.")
+                if tuple(out.shape[2:]) != tuple(roi):
+                    raise ValueError(
+                        f"output='labels' needs windows out of the same size as in, got {tuple(out.shape[2:])} "
+                        f"for roi {tuple(roi)}; use output='logits' for multi-resolution outputs."
+                    )
+                out = out.to(torch.float32)
+                out *= weight
+                if acc is None:
+                    k = out.shape[1]
+                    acc = torch.zeros((1, k, *other), dtype=torch.float32, device=sw_device)
+                    cnt = torch.zeros((1, 1, *other), dtype=torch.float32, device=sw_device)
+                    if labels is None:
+                        labels = torch.empty((batch, 1, *image_size), dtype=_label_dtype(k), device=device)
+                for p, s in zip(out, wins):
+                    local = list(s)
+                    local[a] = slice(int(s[a].start) - lo, int(s[a].stop) - lo)
+                    acc[(0, slice(None), *local)] += p
+                    cnt[(0, slice(None), *local)] += weight[0]
+                if bar_update is not None:
+                    bar_update(len(wins))
+        finalize(acc, cnt, lo, band, b)
+    if hasattr(bar, "close"):
+        bar.close()
+    return _crop_pad(labels, pad_size)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the volume inferer
+# ----------------------------------------------------------------------------------------------------------------
+def _fits_on_gpu(device: torch.device, nbytes: int, fraction: float = 0.8) -> bool:
+    try:
+        free, _ = torch.cuda.mem_get_info(device)
+    except Exception:  # noqa: BLE001  (no CUDA, or a device without the query)
+        return True
+    return nbytes < fraction * free
+
+
+def _run_with_oom_fallback(run: Callable[..., torch.Tensor], attempts: list[dict[str, Any]]) -> torch.Tensor:
+    """Try ``run(**attempt)`` for each attempt in turn while the previous one ran out of memory."""
+    for i, attempt in enumerate(attempts):
+        try:
+            return run(**attempt)
+        except _OOM:
+            if i == len(attempts) - 1:
+                raise
+            logger.warning("out of memory; retrying with %s", attempts[i + 1])
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+    raise RuntimeError("no attempt given")  # pragma: no cover
+
+
+def sliding_window_volume(
+    inputs: torch.Tensor,
+    roi_size: Sequence[int] | int,
+    sw_batch_size: int,
+    predictor: Callable[..., Any],
+    overlap: Sequence[float] | float = 0.25,
+    mode: BlendMode | str = BlendMode.CONSTANT,
+    sigma_scale: Sequence[float] | float = 0.125,
+    padding_mode: PytorchPadMode | str = PytorchPadMode.CONSTANT,
+    cval: float = 0.0,
+    precision: str = "auto",
+    output: str = "logits",
+    flips: Sequence[Sequence[int]] = (),
+    channels_last: bool | None = None,
+    compile: bool = False,
+    sw_device: torch.device | str | None = None,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+    buffer_steps: int | None = None,
+    buffer_dim: int = -1,
+    slab_dim: int = 0,
+    *args: Any,
+    **kwargs: Any,
+) -> Any:
+    """Sliding-window segmentation of a batch of volumes, videos or 4D scans, fast and memory-lean.
+
+    The windows, weights and padding are MONAI's :func:`monai.inferers.sliding_window_inference` (which runs the
+    ``"logits"`` and ``"probs"`` outputs); ``output="labels"`` stitches slab by slab into a label map (see the
+    module docstring). The logits are always accumulated in float32, whatever ``precision`` the network runs in.
+
+    Tiling: ``inputs`` is ``(B, C, *axes)``. A ``roi_size`` with one entry per axis tiles all axes (a video
+    ``(B, C, T, H, W)`` with a 3D window for a network that sees time as an axis; N-D windows work too). A
+    ``roi_size`` with one entry fewer tiles frame by frame: axis 2 (time) is folded into the batch, so a 2D
+    network segments each frame of a video and a 3D network each frame of a 4D scan ``(B, C, T, X, Y, Z)``.
+
+    Precision: ``"fp32"``, ``"bf16"``, ``"fp16"`` autocast the network; ``"auto"`` is bfloat16 on a GPU that has
+    it (else float16) and on a CPU with native bfloat16 (``avx512_bf16``/``amx_bf16``), float32 otherwise.
+    Measured on a 2-core AMD EPYC with avx512_bf16 (``benchmarks/bench_sliding_window.py``, UNETR trained briefly
+    on a synthetic sphere task, 1x1x192x192x128, roi 96^3): see the benchmark's printed agreement; random
+    weights agree less because their logits are near ties.
+
+    Args:
+        inputs: (B, C, *axes) tensor (a MetaTensor keeps its metadata).
+        roi_size: window size per tiled axis (see Tiling); non-positive entries use the whole axis.
+        sw_batch_size: windows per network call.
+        predictor: the network, ``(N, C, *roi) -> (N, K, *roi')`` (a tensor, or a tuple/dict of tensors for
+            ``"logits"``).
+        overlap: overlap of neighbouring windows, in [0, 1).
+        mode: ``"constant"`` or ``"gaussian"`` blending.
+        sigma_scale: Gaussian sigma as a fraction of the window size.
+        padding_mode: how to pad axes shorter than the window; ``cval`` the constant value.
+        precision: ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"``.
+        output: ``"logits"`` (B, K, *axes) float32, ``"probs"`` softmax over K, or ``"labels"`` (B, 1, *axes)
+            uint8 (int32 above 256 classes) with memory independent of K.
+        flips: test-time flips, tuples of tensor axes (>= 2) of the windows, e.g. ``((2,), (3,), (4,))``;
+            the logits of all flips are averaged.
+        channels_last: channels-last layout for inputs and weights; ``None``: on in half precision only.
+        compile: opt-in ``torch.compile`` with inductor freezing (slow to start; worth it for many windows).
+        sw_device: device the windows run on; default: the network's device, else the inputs'. A network on
+            another device is moved there.
+        device: device of the stitched output; default: the inputs'. A CUDA output that would not fit in free GPU
+            memory is stitched on the CPU, and so is one that runs out of memory.
+        progress: a tqdm bar on stderr when it is a terminal.
+        buffer_steps, buffer_dim: MONAI's buffered stitching on ``sw_device`` (``"logits"``/``"probs"``).
+        slab_dim: the spatial axis (0-based) that label-map stitching walks (0 matches MONAI's order exactly).
+        args, kwargs: passed on to ``predictor``.
+
+    Returns:
+        The stitched output on ``device``, see ``output``.
+
+    Raises:
+        ValueError: for a wrong number of axes, a bad ``precision``, ``output``, ``overlap`` or ``flips``.
+
+    Example::
+
+        net = monai.networks.nets.UNETR(1, 3, img_size=96).eval()
+        labels = sliding_window_volume(ct, (96, 96, 96), 2, net, overlap=0.5, mode="gaussian", output="labels")
+    """
+    if output not in OUTPUTS:
+        raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}.")
+    if not isinstance(inputs, torch.Tensor):
+        inputs = torch.as_tensor(inputs)
+    if inputs.ndim < 3:
+        raise ValueError(f"inputs must be (B, C, *axes) with at least one axis, got shape {tuple(inputs.shape)}.")
+    if sw_batch_size < 1:
+        raise ValueError(f"sw_batch_size must be >= 1, got {sw_batch_size}.")
+    n_axes = inputs.ndim - 2
+    if isinstance(roi_size, int):
+        roi_size = (roi_size,) * n_axes
+    roi_size = tuple(roi_size)
+    if len(roi_size) not in (n_axes, n_axes - 1) or (len(roi_size) == n_axes - 1 and n_axes < 2):
+        raise ValueError(
+            f"roi_size {roi_size} does not fit inputs of shape {tuple(inputs.shape)}: give one entry per axis after "
+            f"(B, C) ({n_axes}), or one fewer ({n_axes - 1}) to run the network frame by frame along axis 2. "
+            "Channel-last data needs EnsureChannelFirst upstream."
+        )
+    _check_common(roi_size, overlap, len(roi_size))
+    meta = MetaTensor([]).copy_meta_from(inputs, copy_attr=False) if isinstance(inputs, MetaTensor) else None
+    x = inputs.as_tensor() if isinstance(inputs, MetaTensor) else inputs
+    if not x.is_floating_point() or x.dtype != torch.float32:
+        x = x.float()  # accumulate in float32 whatever the input type
+
+    # frame by frame: fold time into the batch
+    framewise = len(roi_size) == n_axes - 1
+    if framewise:
+        b, c, t = x.shape[:3]
+        x = x.movedim(2, 1).reshape(b * t, c, *x.shape[3:])
+
+    sw_dev = torch.device(sw_device) if sw_device is not None else (_module_device(predictor) or x.device)
+    if isinstance(predictor, torch.nn.Module) and _module_device(predictor) not in (None, sw_dev):
+        logger.info("moving the network to %s", sw_dev)
+        predictor.to(sw_dev)
+    out_dev = torch.device(device) if device is not None else inputs.device
+    dtype = resolve_precision(precision, sw_dev)
+    use_cl = (dtype is not None) if channels_last is None else bool(channels_last)
+    fast = FastPredictor(
+        predictor,
+        dtype=dtype,
+        device_type=sw_dev.type,
+        channels_last=use_cl,
+        flips=flips,
+        compile=compile,
+        pad_batch_to=sw_batch_size,
+    )
+    if out_dev.type == "cuda" and output != "labels":
+        k = getattr(predictor, "out_channels", None)
+        if isinstance(k, int):
+            nbytes = 4 * (k + 1) * x.shape[0] * x[0, 0].numel() * (2 if output == "probs" else 1)
+            if not _fits_on_gpu(out_dev, nbytes):
+                logger.info("the output (%.1f GB) would not fit on %s: stitching on the CPU", nbytes / 1e9, out_dev)
+                out_dev = torch.device("cpu")
+    show = bool(progress)
+    logger.info(
+        "sliding window: inputs %s, roi %s, precision %s (%s), output %s, windows on %s, stitched on %s",
+        tuple(inputs.shape), roi_size, precision, dtype or torch.float32, output, sw_dev, out_dev,
+    )
+
+    def run(out_device: torch.device, batch: int) -> Any:
+        fast.pad_batch_to = batch
+        if output == "labels":
+            return _stitch_labels(
+                x, roi_size, batch, fast, ensure_tuple_rep(overlap, len(roi_size)), mode, sigma_scale,
+                padding_mode, cval, sw_dev, out_device, show, slab_dim,
+            )
+        res = sliding_window_inference(
+            x, roi_size, batch, fast, overlap, mode, sigma_scale, padding_mode, cval, sw_dev, out_device,
+            show and sys.stderr.isatty(), None, None, buffer_steps, buffer_dim, False, *args, **kwargs,
+        )
+        if output == "probs":
+            res = _tree_map(lambda t: torch.softmax(t, 1), res)
+        return res
+
+    attempts = [dict(out_device=out_dev, batch=sw_batch_size)]
+    if out_dev.type != "cpu":
+        attempts.append(dict(out_device=torch.device("cpu"), batch=sw_batch_size))
+    if sw_batch_size > 1:
+        attempts.append(dict(out_device=torch.device("cpu"), batch=1))
+    with _channels_last_weights(predictor, use_cl):
+        result = _run_with_oom_fallback(run, attempts)
+
+    if framewise:
+        result = _tree_map(lambda r: r.reshape(b, t, *r.shape[1:]).movedim(1, 2), result)
+    if meta is not None and isinstance(result, torch.Tensor):
+        result = convert_to_dst_type(result, meta, device=result.device, dtype=result.dtype)[0]
+    return result
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# streaming for recurrent networks
+# ----------------------------------------------------------------------------------------------------------------
+def _time_chunks(inputs: Any, time_chunk: int) -> Iterator[torch.Tensor]:
+    if isinstance(inputs, torch.Tensor):
+        for t0 in range(0, inputs.shape[2], time_chunk):
+            yield inputs[:, :, t0 : t0 + time_chunk]
+        return
+    for block in inputs:  # an iterable of (B, C, t, *spatial) blocks, e.g. decoded from a video
+        block = torch.as_tensor(block)
+        for t0 in range(0, block.shape[2], time_chunk):
+            yield block[:, :, t0 : t0 + time_chunk]
+
+
+def stream_sequence(
+    inputs: torch.Tensor | Iterable[torch.Tensor],
+    roi_size: Sequence[int] | int,
+    time_chunk: int,
+    network: torch.nn.Module,
+    overlap: Sequence[float] | float = 0.25,
+    mode: BlendMode | str = BlendMode.CONSTANT,
+    sigma_scale: Sequence[float] | float = 0.125,
+    padding_mode: PytorchPadMode | str = PytorchPadMode.CONSTANT,
+    cval: float = 0.0,
+    sw_batch_size: int = 1,
+    precision: str = "auto",
+    output: str = "logits",
+    sw_device: torch.device | str | None = None,
+    device: torch.device | str | None = None,
+    callback: Callable[[torch.Tensor, int], None] | None = None,
+    progress: bool = True,
+) -> torch.Tensor | None:
+    """Segment a sequence of any length with a recurrent network, tiling space and streaming time.
+
+    Space is tiled like MONAI's sliding window; time is walked in chunks of ``time_chunk`` frames and every tile
+    carries its own recurrent state from one chunk to the next, calling
+    ``network(chunk, state=tile_state, return_state=True) -> (logits, state)``. Each tile therefore sees the
+    whole past of the clip (as a ConvLSTM unrolled over the full sequence would; Shi et al. 2015,
+    https://arxiv.org/abs/1506.04214), while the memory used holds one chunk of inputs and outputs plus one state
+    per tile, whatever the length. Each chunk's stitched output goes to ``callback(chunk_output, t0)`` if given,
+    else it is moved to ``device`` and the chunks are concatenated along time.
+
+    Args:
+        inputs: (B, C, T, *spatial) tensor (video: 2 spatial axes for 2D cells; 4D scan: 3 for 3D cells), or an
+            iterable of such blocks in time order (e.g. decoded from a file), so that the whole clip need never
+            be in memory.
+        roi_size: spatial tile size (one entry per spatial axis); non-positive entries use the whole axis.
+        time_chunk: frames per network call.
+        network: a module with ``supports_streaming = True`` and ``forward(x, state=None, return_state=False)``.
+        overlap, mode, sigma_scale, padding_mode, cval: spatial tiling and blending, as MONAI's sliding window.
+        sw_batch_size: tiles per network call (their states are concatenated along dim 0).
+        precision: ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"`` (logits accumulated in float32; the state is
+            carried as the network returns it).
+        output: ``"logits"`` (B, K, T, *spatial), ``"probs"`` or ``"labels"`` (B, 1, T, *spatial) uint8.
+        sw_device: device the tiles run on (default: the network's); device: of the output (default: inputs').
+        callback: ``callback(chunk_output, t0)`` receives each stitched chunk; then nothing is returned.
+        progress: a tqdm bar on stderr when it is a terminal.
+
+    Returns:
+        The stitched sequence, or ``None`` with a ``callback``.
+
+    Raises:
+        ValueError: for a network that cannot stream, wrong input dims, bad ``time_chunk``, ``precision``,
+            ``output`` or ``overlap``.
+    """
+    if not getattr(network, "supports_streaming", False):
+        raise ValueError(
+            f"{type(network).__name__} cannot stream (supports_streaming is not True): streaming needs a causal "
+            "recurrent network with forward(x, state=None, return_state=False); use VolumeInferer instead, or a "
+            "unidirectional variant of the network."
+        )
+    if output not in OUTPUTS:
+        raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}.")
+    if int(time_chunk) < 1:
+        raise ValueError(f"time_chunk must be >= 1, got {time_chunk}.")
+    if sw_batch_size < 1:
+        raise ValueError(f"sw_batch_size must be >= 1, got {sw_batch_size}.")
+    time_chunk = int(time_chunk)
+    total = inputs.shape[2] if isinstance(inputs, torch.Tensor) else None
+    if isinstance(inputs, torch.Tensor) and inputs.ndim < 4:
+        raise ValueError(f"inputs must be (B, C, T, *spatial), got shape {tuple(inputs.shape)}.")
+    sw_dev = torch.device(sw_device) if sw_device is not None else (_module_device(network) or torch.device("cpu"))
+    if _module_device(network) not in (None, sw_dev):
+        network.to(sw_dev)
+    dtype = resolve_precision(precision, sw_dev)
+    out_dev = torch.device(device) if device is not None else None
+    ctx = FastPredictor(network, dtype=dtype, device_type=sw_dev.type)
+
+    outs: list[torch.Tensor] = []
+    states: list[Any] = []
+    setup: dict[str, Any] = {}
+    n_chunks = None if total is None else -(-total // time_chunk)
+    t0 = 0
+    for chunk in _progress(_time_chunks(inputs, time_chunk), progress, total=n_chunks, desc="chunks"):
+        if chunk.ndim < 4:
+            raise ValueError(f"inputs must be (B, C, T, *spatial), got a block of shape {tuple(chunk.shape)}.")
+        if not setup:
+            nsp = chunk.ndim - 3
+            roi_t = (roi_size,) * nsp if isinstance(roi_size, int) else tuple(roi_size)
+            if len(roi_t) != nsp:
+                raise ValueError(
+                    f"roi_size {roi_t} must have one entry per spatial axis ({nsp}) of inputs (B, C, T, *spatial)."
+                )
+            _check_common(roi_t, overlap, nsp)
+            roi = fall_back_tuple(roi_t, chunk.shape[3:])
+            padded = tuple(max(s, r) for s, r in zip(chunk.shape[3:], roi))
+            slices = dense_patch_slices(padded, roi, _get_scan_interval(padded, roi, nsp, ensure_tuple_rep(overlap, nsp)))
+            w = compute_importance_map(roi, mode=mode, sigma_scale=sigma_scale, device=sw_dev, dtype=torch.float32)
+            w = w[None, None, None]
+            cnt = torch.zeros((1, 1, 1, *padded), dtype=torch.float32, device=sw_dev)
+            for s in slices:
+                cnt[(0, 0, 0, *s)] += w[0, 0, 0]
+            setup = dict(roi=roi, slices=slices, w=w, cnt=cnt, spatial=tuple(chunk.shape[3:]), batch=chunk.shape[0])
+            states = [None] * len(slices)
+            if out_dev is None:
+                out_dev = chunk.device
+        if tuple(chunk.shape[3:]) != setup["spatial"] or chunk.shape[0] != setup["batch"]:
+            raise ValueError("every block of the sequence must have the same batch and spatial size.")
+        x = chunk.float() if chunk.dtype != torch.float32 else chunk
+        x, pad_size = _pad_to_roi(x, setup["roi"], padding_mode, cval, first_axis=3)
+        bsz, tc = x.shape[0], x.shape[2]
+        acc = None
+        slices = setup["slices"]
+        for g in range(0, len(slices), sw_batch_size):
+            idx = list(range(g, min(g + sw_batch_size, len(slices))))
+            win = torch.cat([x[(slice(None), slice(None), slice(None), *slices[i])] for i in idx]).to(sw_dev)
+            state = _tree_cat([states[i] for i in idx])
+            with ctx.context():
+                res = network(win, state=state, return_state=True)
+            if not (isinstance(res, (tuple, list)) and len(res) == 2):
+                raise ValueError("network(x, state=..., return_state=True) must return (output, state).")
+            out, new_state = res
+            for i, st in zip(idx, _tree_split(new_state, bsz, len(idx))):
+                states[i] = st
+            out = out.float()
+            if acc is None:
+                acc = torch.zeros((bsz, out.shape[1], tc, *x.shape[3:]), dtype=torch.float32, device=sw_dev)
+            out = out * setup["w"]
+            for j, i in enumerate(idx):
+                acc[(slice(None), slice(None), slice(None), *slices[i])] += out[j * bsz : (j + 1) * bsz]
+        acc /= setup["cnt"]
+        acc = _crop_pad(acc, pad_size, first_axis=3)
+        if output == "probs":
+            acc = torch.softmax(acc, 1)
+        elif output == "labels":
+            acc = acc.argmax(1, keepdim=True).to(_label_dtype(acc.shape[1]))
+        acc = acc.to(out_dev)
+        if callback is not None:
+            callback(acc, t0)
+        else:
+            outs.append(acc)
+        t0 += tc
+    if not setup:
+        raise ValueError("the input sequence is empty.")
+    logger.info("streamed %d frames in chunks of %d over %d tiles", t0, time_chunk, len(setup["slices"]))
+    if callback is not None:
+        return None
+    return torch.cat(outs, 2)

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from monai.inferers import Inferer, sliding_window_inference
+
+from medst.inferers import StreamingInferer, VolumeInferer, stream_sequence
+
+from .recurrent_helpers import TinyConvRNN
+
+
+def test_volume_inferer_is_a_monai_inferer():
+    inf = VolumeInferer((8, 8, 8), sw_batch_size=2, overlap=0.5, mode="gaussian", precision="fp32")
+    assert isinstance(inf, Inferer)
+    x = torch.rand(1, 2, 12, 10, 9)
+    torch.testing.assert_close(inf(x, lambda a: 2 * a), 2 * x, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs", [dict(precision="half"), dict(output="mask"), dict(sw_batch_size=0)])
+def test_volume_inferer_errors(kwargs):
+    with pytest.raises(ValueError):
+        VolumeInferer((8, 8, 8), **kwargs)
+
+
+STREAM = [
+    # (spatial_dims, input shape, roi, time_chunk, sw_batch_size, mode)
+    (2, (2, 1, 9, 20, 18), (8, 8), 4, 3, "gaussian"),
+    (2, (1, 2, 7, 12, 10), (12, 10), 3, 1, "constant"),
+    (3, (1, 1, 5, 10, 9, 8), (6, 6, 6), 2, 2, "constant"),
+    (3, (2, 1, 4, 6, 7, 5), (8, 8, 8), 3, 1, "gaussian"),  # tile larger than the frame: padded
+]
+
+
+@pytest.mark.parametrize("spatial_dims, shape, roi, chunk, bs, mode", STREAM)
+def test_streaming_equals_whole_sequence(spatial_dims, shape, roi, chunk, bs, mode):
+    torch.manual_seed(0)
+    net = TinyConvRNN(spatial_dims, shape[1], 3).eval()
+    x = torch.rand(shape)
+    t = shape[2]
+    # reference: each tile sees the whole clip at once (MONAI's N-D sliding window with a full-length time axis)
+    with torch.no_grad():
+        ref = sliding_window_inference(
+            x, (t, *roi), 1, net, overlap=0.5, mode=mode, sigma_scale=(1e6,) + (0.125,) * spatial_dims
+        )
+    y = StreamingInferer(roi, time_chunk=chunk, overlap=0.5, mode=mode, sw_batch_size=bs, precision="fp32")(x, net)
+    assert y.shape == (shape[0], 3, *shape[2:])
+    torch.testing.assert_close(y, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_streaming_single_tile_equals_network():
+    torch.manual_seed(0)
+    net = TinyConvRNN(2, 1, 2).eval()
+    x = torch.rand(1, 1, 11, 16, 16)
+    with torch.no_grad():
+        ref = net(x)
+    y = stream_sequence(x, (16, 16), 4, net, precision="fp32")
+    torch.testing.assert_close(y, ref, atol=1e-6, rtol=1e-6)
+    # bf16: close, with float32 output
+    yb = stream_sequence(x, (16, 16), 4, net, precision="bf16")
+    assert yb.dtype == torch.float32 and (yb - ref).abs().max() < 0.05
+
+
+def test_streaming_iterable_callback_and_labels():
+    torch.manual_seed(0)
+    net = TinyConvRNN(2, 1, 3).eval()
+    x = torch.rand(1, 1, 10, 12, 12)
+    with torch.no_grad():
+        ref = net(x).argmax(1, keepdim=True)
+    got = {}
+    blocks = (x[:, :, i : i + 3] for i in range(0, 10, 3))  # e.g. frames decoded from a file
+    res = stream_sequence(
+        blocks, (12, 12), 2, net, precision="fp32", output="labels", callback=lambda o, t0: got.__setitem__(t0, o)
+    )
+    assert res is None and sorted(got) == [0, 2, 3, 5, 6, 8, 9]
+    lab = torch.cat([got[k] for k in sorted(got)], 2)
+    assert lab.dtype == torch.uint8 and torch.equal(lab.long(), ref)
+
+
+def test_streaming_errors():
+    x = torch.rand(1, 1, 4, 8, 8)
+    with pytest.raises(ValueError, match="stream"):
+        stream_sequence(x, (8, 8), 2, TinyConvRNN(2, 1, 2, supports_streaming=False))
+    with pytest.raises(ValueError, match="stream"):
+        stream_sequence(x, (8, 8), 2, torch.nn.Conv3d(1, 1, 1))
+    net = TinyConvRNN(2, 1, 2)
+    with pytest.raises(ValueError, match="roi_size"):
+        stream_sequence(x, (8, 8, 8), 2, net)
+    with pytest.raises(ValueError, match="time_chunk"):
+        stream_sequence(x, (8, 8), 0, net)
+    with pytest.raises(ValueError, match=r"\(B, C, T"):
+        stream_sequence(torch.rand(1, 4, 8), (8,), 2, net)
+    with pytest.raises(ValueError, match="time_chunk"):
+        StreamingInferer((8, 8), time_chunk=0)
