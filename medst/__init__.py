@@ -12,3 +12,4 @@ __version__ = "0.1.0"
 from . import data  # noqa: F401  (registers the video reader and writer with MONAI)
 from .api import load_bundle  # noqa: E402,F401  (light: torch and MONAI load with the first bundle)
 from . import inferers  # noqa: E402,F401
+from . import transforms  # noqa: E402,F401

@@ -1,1 +1,16 @@
-"""medst.transforms"""
+"""medst transforms, MONAI style: ``<area>/array.py`` + ``<area>/dictionary.py`` pairs.
+
+- :mod:`.temporal`: time on axis 1 of (C, T, H, W) videos and (C, T, X, Y, Z) 4D scans (ChannelToTime,
+  TimeToChannel, TemporalCrop, RandTemporalCrop, TemporalStride, TemporalPad, RandTemporalFlip, ResampleFrameRate,
+  NormalizeIntensityPerFrame, PerFrame, and the ``...d`` dictionary versions).
+- :mod:`.utility`: input checks (CheckNdim, CheckShapesd).
+"""
+
+from __future__ import annotations
+
+from .temporal import *  # noqa: F401,F403
+from .temporal import __all__ as _temporal_all
+from .utility import *  # noqa: F401,F403
+from .utility import __all__ as _utility_all
+
+__all__ = [*_temporal_all, *_utility_all]
