@@ -7,6 +7,7 @@ writer that keep a 4D scan's time spacing (pixdim[4]) for .nii / .nii.gz.
 
 from __future__ import annotations
 
+from .overlay import DEFAULT_COLOURS, overlay_frames, save_overlay_png, to_uint8, write_overlay_video
 from .sample_data import SAMPLE_FILES, package_file, sample_file
 from .nifti import (
     TIME_UNIT_SECONDS,
@@ -64,4 +65,9 @@ __all__ = [
     "register_nifti_io",
     "save_nifti",
     "time_spacing_seconds",
+    "DEFAULT_COLOURS",
+    "overlay_frames",
+    "save_overlay_png",
+    "to_uint8",
+    "write_overlay_video",
 ]
