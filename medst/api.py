@@ -49,9 +49,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: file suffixes of scans that MONAI's ``LoadImage`` reads (nibabel, ITK, pydicom).
-IMAGE_SUFFIXES: tuple[str, ...] = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".nhdr", ".dcm")
+IMAGE_SUFFIXES: tuple[str, ...] = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".nhdr", ".dcm", ".dicom")
 #: file suffixes of videos read by ``medst.data.VideoReader``.
-VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif")
+VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif", ".m4v")
 #: what a folder input is searched for.
 SUPPORTED_SUFFIXES: tuple[str, ...] = IMAGE_SUFFIXES + VIDEO_SUFFIXES
 
@@ -180,6 +180,11 @@ def _is_array(x: Any) -> bool:
         return True
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(x, torch.Tensor)
+
+
+def _single(items: list) -> Any:
+    """Collate for ``batch_size=1``: the item itself (the batch axis is added before inference)."""
+    return items[0]
 
 
 class _Preprocess:
@@ -496,7 +501,7 @@ class Bundle:
             ValueError: an empty folder or list, or an array whose layout does not fit the network.
         """
         import torch
-        from monai.data import DataLoader, Dataset, decollate_batch
+        from monai.data import DataLoader, Dataset, MetaTensor
         from monai.transforms import LoadImage
         from tqdm.auto import tqdm
 
@@ -530,6 +535,7 @@ class Bundle:
                 batch_size=1,
                 shuffle=False,
                 num_workers=num_workers,
+                collate_fn=_single,  # inputs differ in size; and MONAI's collate fails on None metadata values
             )
             show = sys.stderr.isatty() if progress is None else progress
             autocast = (
@@ -537,14 +543,23 @@ class Bundle:
                 if self._autocast_dtype is not None
                 else contextlib.nullcontext()
             )
-            for i, batch in zip(todo, tqdm(loader, total=len(data), disable=not show, desc=self.name, unit="input")):
-                image = batch["image"]
+            for i, item in zip(todo, tqdm(loader, total=len(data), disable=not show, desc=self.name, unit="input")):
+                image = item["image"]
+                if not isinstance(image, MetaTensor):
+                    image = item["image"] = MetaTensor(torch.as_tensor(image))
                 with torch.no_grad(), autocast:
-                    pred = self.inferer(image.to(self.device), self.network)
+                    pred = self.inferer(image.as_tensor()[None].to(self.device), self.network)
                 if isinstance(pred, (tuple, list)):
                     pred = pred[0]
-                batch["pred"] = pred.float().cpu() if pred.is_floating_point() else pred.cpu()
-                out = post(decollate_batch(batch, detach=True)[0])
+                pred = torch.as_tensor(pred)[0].detach().cpu()
+                # the prediction carries the preprocessed image's metadata and transform trace, as decollate_batch
+                # would give it, so that Invertd and SaveImaged see where it came from
+                item["pred"] = MetaTensor(
+                    pred.float() if pred.is_floating_point() else pred,
+                    meta=copy.deepcopy(dict(image.meta)),
+                    applied_operations=copy.deepcopy(image.applied_operations),
+                )
+                out = post(item)
                 pred = out["pred"]
                 saved = [Path(p) for p in [getattr(pred, "meta", {}).get("saved_to")] if p]
                 if saved:

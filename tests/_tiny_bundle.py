@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["make_tiny_bundle"]
+__all__ = ["make_tiny_bundle", "make_tiny_video_bundle"]
 
 PREPROCESSING = {
     "_target_": "Compose",
@@ -175,4 +175,31 @@ def make_tiny_bundle(root: str | Path, name: str = "tiny_seg", bare: bool = Fals
     else:
         obj = checkpoint
     torch.save(obj, bundle / "models" / "model.pt")
+    return bundle
+
+
+def make_tiny_video_bundle(root: str | Path, name: str = "tiny_video_seg") -> Path:
+    """A video bundle: (1, T, H, W) grey frames -> 2-class labels written as a lossless .mkv at the input's rate."""
+    cfg = inference_config()
+    cfg["dataset"]["data"] = "$[{'image': f} for f in sorted(glob.glob(@dataset_dir + '/*.mkv'))]"
+    cfg["preprocessing"] = {
+        "_target_": "Compose",
+        "transforms": [
+            {"_target_": "LoadImaged", "keys": "image", "reader": "medst.data.VideoReader", "channels": "grey"},
+            {"_target_": "EnsureChannelFirstd", "keys": "image"},
+            {"_target_": "ScaleIntensityd", "keys": "image"},
+            {"_target_": "EnsureTyped", "keys": "image", "dtype": "$torch.float32"},
+        ],
+    }
+    cfg["inferer"] = {"_target_": "SlidingWindowInferer", "roi_size": [4, 16, 16], "sw_batch_size": 2}
+    post = json.loads(json.dumps(POSTPROCESSING))
+    post["transforms"][-1].update({"output_ext": ".mkv", "output_dtype": "$np.uint8"})
+    cfg["postprocessing"] = post
+    bundle = make_tiny_bundle(root, name=name)
+    meta = {**METADATA, "name": name, "task": "Tiny video segmentation for tests"}
+    for io in ("inputs", "outputs"):
+        key = "image" if io == "inputs" else "pred"
+        meta["network_data_format"][io][key]["spatial_shape"] = [4, 16, 16]
+    (bundle / "configs" / "inference.json").write_text(json.dumps(cfg, indent=2))
+    (bundle / "configs" / "metadata.json").write_text(json.dumps(meta, indent=2))
     return bundle

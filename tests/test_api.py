@@ -243,3 +243,27 @@ def test_find_bundles_and_info(bundle_dir, tmp_path):
     assert info["performance"]["performance"]["dice"] == 0.0
     assert info["weights"] == str(bundle_dir / "models" / "model.pt")
     assert medst.load_bundle is load_bundle
+
+
+def test_video_keeps_frame_rate(tmp_path):
+    from _tiny_bundle import make_tiny_video_bundle
+
+    from medst.data import read_video, video_info, write_video
+
+    rng = np.random.default_rng(0)
+    frames = (rng.random((6, 24, 32)) * 255).astype(np.uint8)  # (T, H, W) grey
+    src = write_video(frames, tmp_path / "clip.mkv", fps=12.5)
+    vid = load_bundle(make_tiny_video_bundle(tmp_path), device="cpu")
+    pred = vid.predict(src, output_dir=tmp_path / "out")
+    saved = tmp_path / "out" / "clip_seg.mkv"
+    assert Path(pred.meta["saved_to"]) == saved and tuple(pred.shape) == (1, 6, 24, 32)
+    assert video_info(saved)["fps"] == pytest.approx(12.5)
+    labels, meta = read_video(saved)  # (T, H, W) grey; .mkv (FFV1) is lossless
+    assert labels.shape[:3] == (6, 24, 32) and meta["fps"] == pytest.approx(12.5)
+    np.testing.assert_array_equal(labels.reshape(6, 24, 32), pred[0].numpy().astype(np.uint8))
+    counter = _Counter(vid.network)
+    try:
+        assert vid.predict(src, output_dir=tmp_path / "out", return_predictions=False) == saved
+        assert counter.calls == 0
+    finally:
+        counter.remove()

@@ -1,0 +1,195 @@
+"""The ``medst`` command: a thin wrapper over :mod:`medst.api`.
+
+::
+
+    medst predict --bundle bundles/<name> scan.nii.gz more/ --output-dir out/ [--device cpu] [--precision bf16]
+                  [--roi 96,96,96] [--overlap 0.5] [--sw-batch-size 2] [--overwrite] [--num-workers 2]
+    medst list [--bundles-dir DIR]
+    medst info BUNDLE [--json]
+
+Every error is one line on stderr and a non-zero exit code (1: the command failed, 2: bad arguments).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["build_parser", "main"]
+
+logger = logging.getLogger(__name__)
+
+_PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def _roi(text: str) -> list[int] | int:
+    """``"96"`` -> 96 (every axis), ``"96,96,64"`` -> [96, 96, 64]."""
+    try:
+        parts = [int(p) for p in text.replace("x", ",").split(",") if p.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--roi takes integers such as 96 or 96,96,64, got {text!r}") from None
+    if not parts or any(p <= 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"--roi takes positive integers such as 96 or 96,96,64, got {text!r}")
+    return parts[0] if len(parts) == 1 else parts
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``medst`` argument parser (sub-commands ``predict``, ``list``, ``info``)."""
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="medst",
+        description="Segment 3D scans, 4D scans and videos with MONAI bundles; outputs land in the input's space.",
+    )
+    parser.add_argument("--version", action="version", version=f"medst {__version__}")
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    verbosity.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    sub = parser.add_subparsers(dest="command", metavar="{predict,list,info}")
+    sub.required = True
+
+    p = sub.add_parser("predict", help="segment files or folders with a bundle and write the outputs")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="scan or video files, or folders of them")
+    p.add_argument("-b", "--bundle", required=True, help="bundle folder, or the name of one in bundles/")
+    p.add_argument("-o", "--output-dir", required=True, help="where the outputs are written")
+    p.add_argument("--device", default=None, help="cuda, cuda:1, cpu... (default: cuda when available)")
+    p.add_argument("--precision", choices=_PRECISIONS, default=None, help="inference precision (default: bundle's)")
+    p.add_argument("--roi", type=_roi, default=None, help="sliding-window size: 96 or 96,96,64 (default: bundle's)")
+    p.add_argument("--overlap", type=float, default=None, help="sliding-window overlap in [0, 1)")
+    p.add_argument("--sw-batch-size", type=int, default=None, help="windows per network call")
+    p.add_argument("--overwrite", action="store_true", help="redo inputs whose output already exists")
+    p.add_argument("--num-workers", type=int, default=0, help="data-loading workers (default 0)")
+    p.add_argument("--config-file", default=None, help="inference config (default configs/inference.json)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    ls = sub.add_parser("list", help="list the bundles and the registered networks")
+    ls.add_argument("--bundles-dir", default=None, help="folder of bundles (default: the repository's bundles/)")
+
+    info = sub.add_parser("info", help="a bundle's metadata: name, version, task, inputs, outputs, performance")
+    info.add_argument("bundle", help="bundle folder, or the name of one in bundles/")
+    info.add_argument("--json", action="store_true", help="print the metadata summary as JSON")
+    return parser
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from .api import load_bundle
+
+    if args.num_workers < 0:
+        raise ValueError(f"--num-workers must be >= 0, got {args.num_workers}")
+    bundle = load_bundle(
+        args.bundle,
+        device=args.device,
+        config_file=args.config_file,
+        precision=args.precision,
+        roi_size=args.roi,
+        overlap=args.overlap,
+        sw_batch_size=args.sw_batch_size,
+    )
+    paths = bundle.predict(
+        list(args.inputs),
+        output_dir=args.output_dir,
+        overwrite=args.overwrite,
+        num_workers=args.num_workers,
+        return_predictions=False,
+        progress=False if args.no_progress else None,
+    )
+    for path in paths:
+        if path is not None:
+            print(path)
+    return 0
+
+
+def _format_io(spec: dict[str, Any]) -> str:
+    parts = []
+    for key in ("type", "format", "modality", "num_channels", "spatial_shape", "dtype"):
+        if key in spec:
+            parts.append(f"{key}={spec[key]}")
+    if "channel_def" in spec:
+        parts.append("channels=" + ",".join(f"{k}:{v}" for k, v in spec["channel_def"].items()))
+    return " ".join(parts)
+
+
+def _info(args: argparse.Namespace) -> int:
+    from .api import bundle_info
+
+    info = bundle_info(args.bundle)
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+        return 0
+    print(f"name:        {info['name']}")
+    print(f"version:     {info['version']}")
+    print(f"task:        {info['task']}")
+    if info.get("description"):
+        print(f"description: {info['description']}")
+    print(f"path:        {info['path']}")
+    print(f"weights:     {info['weights'] or 'missing (models/model.pt)'}")
+    for kind in ("inputs", "outputs"):
+        for name, spec in (info[kind] or {}).items():
+            print(f"{kind[:-1]:<12} {name}: {_format_io(spec) if isinstance(spec, dict) else spec}")
+    if info["performance"]:
+        for key, value in info["performance"].items():
+            print(f"{key}: {json.dumps(value, default=str)}")
+    else:
+        print("performance: not listed")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from .api import bundle_info, default_bundles_dir, find_bundles
+
+    root = args.bundles_dir or default_bundles_dir()
+    bundles = find_bundles(root)
+    print(f"bundles in {root}:" if bundles else f"bundles in {root}: none")
+    for b in bundles:
+        try:
+            info = bundle_info(b)
+            print(f"  {b.name:<28} {info['version'] or '':<8} {info['task'] or ''}")
+        except (OSError, ValueError) as e:  # a half-written bundle: list it, say what is wrong
+            print(f"  {b.name:<28} (unreadable: {e})")
+    try:
+        from .networks import list_networks
+    except ImportError:
+        return 0
+    try:
+        names = list_networks()
+    except Exception as e:  # noqa: BLE001  (the registry is optional for this command)
+        logger.warning("cannot list the registered networks: %s", e)
+        return 0
+    print(f"networks ({len(names)}):")
+    for name in names:
+        print(f"  {name}")
+    return 0
+
+
+_COMMANDS = {"predict": _predict, "list": _list, "info": _info}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``medst`` with ``argv`` (default ``sys.argv[1:]``); returns the exit code instead of exiting."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version, or a usage error (argparse printed it)
+        return int(e.code or 0) if not isinstance(e.code, str) else 2
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("medst").setLevel(level)
+    try:
+        return _COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("medst: interrupted", file=sys.stderr)
+        return 130
+    except (OSError, ValueError, TypeError, KeyError, RuntimeError, ImportError) as e:
+        if args.verbose:
+            logger.exception("medst %s failed", args.command)
+        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"medst {args.command}: error: {message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # python -m medst.cli
+    sys.exit(main())

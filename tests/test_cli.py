@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import nibabel as nib
+import numpy as np
+import pytest
+from _tiny_bundle import make_tiny_bundle
+
+from medst.cli import build_parser, main
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bundles")
+    make_tiny_bundle(root, name="tiny_seg")
+    make_tiny_bundle(root, name="other_seg")
+    (root / "not_a_bundle").mkdir()
+    return root
+
+
+def test_predict_writes_in_input_space_and_skips(bundles, sample, tmp_path, capsys):
+    t1 = sample("anatomical_t1")
+    out = tmp_path / "out"
+    argv = ["predict", "--bundle", str(bundles / "tiny_seg"), str(t1), "-o", str(out), "--device", "cpu"]
+    assert main([*argv, "--no-progress"]) == 0
+    saved = out / "anatomical_seg.nii.gz"
+    assert capsys.readouterr().out.split() == [str(saved)]
+    img, seg = nib.load(t1), nib.load(saved)
+    assert seg.shape == img.shape
+    np.testing.assert_allclose(seg.affine, img.affine, atol=1e-5)
+    before = saved.stat().st_mtime_ns
+    assert main(argv) == 0  # output exists: skipped
+    assert saved.stat().st_mtime_ns == before
+    assert main([*argv, "--overwrite", "--roi", "8,8,8", "--overlap", "0.5", "--precision", "fp32"]) == 0
+    assert saved.stat().st_mtime_ns != before
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--roi", "8", "--overlap", "2"], "overlap must be in"),
+        (["--device", "cpu", "--num-workers", "-1"], "--num-workers must be >= 0"),
+    ],
+)
+def test_predict_option_errors(bundles, sample, tmp_path, capsys, extra, message):
+    argv = ["predict", "-b", str(bundles / "tiny_seg"), str(sample("anatomical_t1")), "-o", str(tmp_path), *extra]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "argv, code, message",
+    [
+        (["predict", "-b", "/no/such/bundle", "x.nii.gz", "-o", "out"], 1, "bundle folder '/no/such/bundle' does not"),
+        (["info", "/no/such/bundle"], 1, "does not exist"),
+        (["predict", "x.nii.gz", "-o", "out"], 2, "--bundle"),
+        (["predict", "-b", "b", "x", "-o", "o", "--roi", "a,b"], 2, "--roi takes integers"),
+        (["predict", "-b", "b", "x", "-o", "o", "--precision", "fp8"], 2, "invalid choice"),
+        (["frobnicate"], 2, "invalid choice"),
+    ],
+)
+def test_errors_are_one_line(argv, code, message, capsys):
+    assert main(argv) == code
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_predict_missing_input(bundles, tmp_path, capsys):
+    argv = ["predict", "-b", str(bundles / "tiny_seg"), str(tmp_path / "nope.nii.gz"), "-o", str(tmp_path)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("does not exist") and "nope.nii.gz" in err
+
+
+def test_list(bundles, capsys):
+    assert main(["list", "--bundles-dir", str(bundles)]) == 0
+    out = capsys.readouterr().out
+    assert "other_seg" in out and "tiny_seg" in out and "not_a_bundle" not in out
+    assert "Tiny two-class segmentation for tests" in out
+    try:
+        from medst.networks import list_networks
+    except ImportError:
+        return
+    assert f"networks ({len(list_networks())})" in out
+
+
+def test_info(bundles, capsys):
+    assert main(["info", str(bundles / "tiny_seg")]) == 0
+    out = capsys.readouterr().out
+    assert "name:        tiny_seg" in out and "version:     0.1.0" in out
+    assert "input        image:" in out and "num_channels=2" in out and '"dice": 0.0' in out
+    assert main(["info", str(bundles / "tiny_seg"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["name"] == "tiny_seg" and info["outputs"]["pred"]["channel_def"]["1"] == "foreground"
+
+
+def test_roi_parsing():
+    args = build_parser().parse_args(["predict", "-b", "b", "x", "-o", "o", "--roi", "96,96,64"])
+    assert args.roi == [96, 96, 64] and args.inputs == ["x"] and args.num_workers == 0
+    assert build_parser().parse_args(["predict", "-b", "b", "x", "y", "-o", "o", "--roi", "32"]).roi == 32
+
+
+def test_console_entry_point_help():
+    out = subprocess.run(
+        [sys.executable, "-m", "medst.cli", "predict", "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0 and "--output-dir" in out.stdout and "--num-workers" in out.stdout
