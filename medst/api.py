@@ -255,9 +255,10 @@ class Bundle:
         self.precision = precision
         overrides: dict[str, Any] = {}
         if roi_size is not None:
-            overrides["roi_size"] = [int(roi_size)] * self.spatial_ndim if isinstance(roi_size, int) else [
-                int(r) for r in roi_size
-            ]
+            if isinstance(roi_size, int):  # every axis; a bare int when the metadata does not say how many
+                overrides["roi_size"] = [roi_size] * self.spatial_ndim if self.spatial_ndim else int(roi_size)
+            else:
+                overrides["roi_size"] = [int(r) for r in roi_size]
         if overlap is not None:
             overrides["overlap"] = float(overlap)
         if sw_batch_size is not None:
@@ -514,8 +515,16 @@ class Bundle:
 
         results: list[Any] = [None] * len(items)
         todo: list[int] = []
+        claimed: dict[Path, str] = {}
         for i, item in enumerate(items):
             expected = self._expected_outputs(savers, item["_subject"]) if savers else None
+            for p in expected or ():
+                if p in claimed and claimed[p] != item["_subject"]:
+                    raise ValueError(
+                        f"{claimed[p]} and {item['_subject']} would both be written to {p}; give inputs distinct "
+                        "file names (or a bundle SaveImaged with separate_folder/data_root_dir)"
+                    )
+                claimed[p] = item["_subject"]
             if expected and not overwrite and all(p.exists() for p in expected):
                 logger.info("skip %s: %s exists (overwrite=True to redo it)", item["_subject"], expected[0])
                 if return_predictions:

@@ -153,6 +153,15 @@ def test_predict_errors(seg, inputs, error, match):
         seg.predict(inputs)
 
 
+def test_same_output_name_is_refused(seg, t1, tmp_path):
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        shutil.copy(t1, tmp_path / sub / "scan.nii")
+    with pytest.raises(ValueError, match="would both be written to"):
+        seg.predict([tmp_path / "a", tmp_path / "b"], output_dir=tmp_path / "out")
+    assert not (tmp_path / "out" / "scan_seg.nii.gz").exists()
+
+
 def test_empty_folder(seg, tmp_path):
     (tmp_path / "x.txt").write_text("")
     with pytest.raises(ValueError, match="no supported file"):
