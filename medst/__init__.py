@@ -13,3 +13,5 @@ from . import data  # noqa: F401  (registers the video reader and writer with MO
 from .api import load_bundle  # noqa: E402,F401  (light: torch and MONAI load with the first bundle)
 from . import inferers  # noqa: E402,F401
 from . import transforms  # noqa: E402,F401
+from . import networks  # noqa: E402,F401
+from .networks import create_network, list_networks  # noqa: E402,F401

@@ -1,1 +1,19 @@
-"""medst.networks"""
+"""medst.networks: recurrent, dilated, transformer and video networks, and a registry of named builders.
+
+``create_network(name, **kwargs)`` builds a registered network; ``list_networks()`` lists the names.
+"""
+
+from __future__ import annotations
+
+from . import blocks, nets
+from .registry import NetworkEntry, create_network, get_network_entry, list_networks, register_network
+
+__all__ = [
+    "blocks",
+    "nets",
+    "NetworkEntry",
+    "create_network",
+    "get_network_entry",
+    "list_networks",
+    "register_network",
+]

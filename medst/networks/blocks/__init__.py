@@ -1,1 +1,7 @@
 """medst.networks.blocks"""
+
+from __future__ import annotations
+
+from .recurrent_cells import ConvGRUCell, ConvLSTMCell, ConvRNNCellBase, get_cell_class
+
+__all__ = ["ConvRNNCellBase", "ConvLSTMCell", "ConvGRUCell", "get_cell_class"]

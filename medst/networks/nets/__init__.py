@@ -1,1 +1,18 @@
-"""medst.networks.nets"""
+"""medst.networks.nets: the networks; importing this module registers every named builder."""
+
+from __future__ import annotations
+
+from .convrnn import ConvRNN, RecurrentDirection, RecurrentLayer
+from .dilated import DilatedResidualBlock, DilatedSegNet
+from .recurrent_segnet import RecurrentSegNet
+from .unetr import UNETR
+
+__all__ = [
+    "ConvRNN",
+    "RecurrentDirection",
+    "RecurrentLayer",
+    "RecurrentSegNet",
+    "DilatedResidualBlock",
+    "DilatedSegNet",
+    "UNETR",
+]

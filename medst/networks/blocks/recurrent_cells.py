@@ -1,0 +1,279 @@
+"""Convolutional recurrent cells: one base class owning the fused gate convolution, LSTM and GRU gate maths.
+
+A cell advances one time step. Its single weight tensor has shape ``(G * H, C + H, k, k[, k])`` (G gates, C input
+channels, H hidden channels): the convolution over ``concat([x, h])`` of the most-used PyTorch ConvLSTM
+formulation, so weights load from and into that formulation unchanged (gate order i, f, o, g for the LSTM).
+Because a convolution over a concatenation is the sum of convolutions over its parts, the input part
+``W[:, :C] * x + b`` can be computed for *all* frames in one batched call (``input_gates`` on a ``(B*T, C, ...)``
+tensor) and only the hidden part ``W[:, C:] * h`` stays inside the loop over time (``step``). The two paths are
+mathematically identical; ``forward`` is the plain per-step path, kept as the reference.
+
+The unroll over time lives in :class:`medst.networks.nets.ConvRNN`, the only loop over time in medst.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from monai.networks.layers.factories import Conv
+
+__all__ = ["ConvRNNCellBase", "ConvLSTMCell", "ConvGRUCell", "get_cell_class"]
+
+
+class ConvRNNCellBase(nn.Module):
+    """Base of convolutional recurrent cells: owns the fused gate convolution, the optional gate norm and the state.
+
+    Subclasses set ``num_gates`` and ``num_states`` and write only their gate maths in ``step`` and ``forward``.
+
+    Args:
+        spatial_dims: 1, 2 (video frames) or 3 (volumes of a 4D scan).
+        in_channels: input channels C.
+        hidden_channels: hidden channels H.
+        kernel_size: odd kernel size of the gate convolution ("same" padding).
+        bias: add a bias to the gates.
+        norm: ``None`` or ``"group"``: GroupNorm over each gate's summed pre-activations, ``norm_groups`` groups per
+            gate (groups never straddle two gates). GroupNorm does not fix the image size; LayerNorm over
+            ``(C, H, W)`` (as in some PredRNN code) would, so it is not offered.
+        norm_groups: groups per gate for ``norm="group"``; must divide ``hidden_channels``.
+    """
+
+    num_gates = 1
+    num_states = 1
+
+    def __init__(
+        self,
+        spatial_dims: int,
+        in_channels: int,
+        hidden_channels: int,
+        kernel_size: int = 3,
+        bias: bool = True,
+        norm: str | None = None,
+        norm_groups: int = 1,
+    ) -> None:
+        super().__init__()
+        if spatial_dims not in (1, 2, 3):
+            raise ValueError(f"spatial_dims must be 1, 2 or 3 (2 for video frames, 3 for volumes), got {spatial_dims}.")
+        if in_channels < 1 or hidden_channels < 1:
+            raise ValueError(f"in_channels and hidden_channels must be >= 1, got {in_channels}, {hidden_channels}.")
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd (for 'same' padding), got {kernel_size}.")
+        if norm not in (None, "group"):
+            raise ValueError(f"norm must be None or 'group' (GroupNorm over the gates), got {norm!r}.")
+        if norm == "group" and (norm_groups < 1 or hidden_channels % norm_groups != 0):
+            raise ValueError(f"norm_groups ({norm_groups}) must divide hidden_channels ({hidden_channels}).")
+        # instance copies of the class constants, so that TorchScript sees them
+        self.num_gates = type(self).num_gates
+        self.num_states = type(self).num_states
+        self.spatial_dims = spatial_dims
+        self.in_channels = in_channels
+        self.hidden_channels = hidden_channels
+        self.kernel_size = kernel_size
+        self.padding = kernel_size // 2
+        self.conv = Conv[Conv.CONV, spatial_dims](
+            in_channels + hidden_channels,
+            self.num_gates * hidden_channels,
+            kernel_size=kernel_size,
+            padding=self.padding,
+            bias=bias,
+        )
+        self.use_norm = norm == "group"
+        self.norm_groups = norm_groups
+        if self.use_norm:
+            self.norm_weight = nn.Parameter(torch.ones(self.num_gates * hidden_channels))
+            self.norm_bias = nn.Parameter(torch.zeros(self.num_gates * hidden_channels))
+        else:
+            self.register_parameter("norm_weight", None)
+            self.register_parameter("norm_bias", None)
+
+    # ---- convolution helpers -------------------------------------------------------------------------------------
+    def _conv(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        if self.spatial_dims == 2:
+            return F.conv2d(x, weight, bias, padding=self.padding)
+        if self.spatial_dims == 3:
+            return F.conv3d(x, weight, bias, padding=self.padding)
+        return F.conv1d(x, weight, bias, padding=self.padding)
+
+    def input_weight(self) -> torch.Tensor:
+        """The input slice ``W[:, :C]`` of the fused weight."""
+        return self.conv.weight[:, : self.in_channels]
+
+    def hidden_weight(self) -> torch.Tensor:
+        """The hidden slice ``W[:, C:]`` of the fused weight, made contiguous once per sequence."""
+        return self.conv.weight[:, self.in_channels :].contiguous()
+
+    def input_gates(self, x: torch.Tensor) -> torch.Tensor:
+        """Input-to-gate pre-activations ``W[:, :C] * x + b``.
+
+        Args:
+            x: (N, C, *spatial); N may be ``B * T`` to do every frame in one call.
+
+        Returns:
+            (N, G * H, *spatial).
+        """
+        return self._conv(x, self.input_weight(), self.conv.bias)
+
+    def _norm(self, pre: torch.Tensor, first_gate: int, n_gates: int) -> torch.Tensor:
+        """GroupNorm over gates ``first_gate .. first_gate + n_gates`` of ``pre`` (a no-op without a norm)."""
+        w = self.norm_weight
+        b = self.norm_bias
+        if w is None or b is None:
+            return pre
+        s = first_gate * self.hidden_channels
+        e = s + n_gates * self.hidden_channels
+        return F.group_norm(pre, n_gates * self.norm_groups, w[s:e], b[s:e], 1e-5)
+
+    def init_state(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Zero state for a frame-shaped input ``x`` (B, C, *spatial): ``num_states`` tensors (B, H, *spatial)."""
+        shape = [x.shape[0], self.hidden_channels] + list(x.shape[2:])
+        return [torch.zeros(shape, dtype=x.dtype, device=x.device) for _ in range(self.num_states)]
+
+    def step(
+        self, x_gates: torch.Tensor, state: list[torch.Tensor], hidden_weight: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """One time step from precomputed input gates; returns ``(h_new, new_state)``."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor, state: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """One time step, the plain way (the reference path).
+
+        Args:
+            x: one frame, (B, C, *spatial).
+            state: ``num_states`` tensors (B, H, *spatial), or None for zeros.
+
+        Returns:
+            ``(h, state)``: h is (B, H, *spatial).
+        """
+        raise NotImplementedError
+
+
+class ConvLSTMCell(ConvRNNCellBase):
+    """Convolutional LSTM cell of Shi et al. 2015, "Convolutional LSTM Network: A Machine Learning Approach for
+    Precipitation Nowcasting", https://arxiv.org/abs/1506.04214.
+
+    Gates (order i, f, o, g in the fused weight, as in the widely used PyTorch ConvLSTM):
+    ``i = s(W_i*[x,h] + w_ci.c + b_i)``, ``f = s(W_f*[x,h] + w_cf.c + b_f)``, ``g = tanh(W_g*[x,h] + b_g)``,
+    ``c' = f.c + i.g``, ``o = s(W_o*[x,h] + w_co.c' + b_o)``, ``h' = o.tanh(c')``.
+
+    Peephole weights (``peephole=True``): the paper's Hadamard weights ``w_c`` are full (H, *spatial) maps, which fix
+    the image size; here they are per-channel weights of shape (H, 1, ..., 1) broadcast over space, so one network
+    runs on any frame size.
+
+    Args:
+        spatial_dims, in_channels, hidden_channels, kernel_size, bias, norm, norm_groups: see ConvRNNCellBase.
+        peephole: add the (per-channel) peephole connections.
+
+    State: ``[h, c]``, each (B, H, *spatial).
+    """
+
+    num_gates = 4
+    num_states = 2
+
+    def __init__(
+        self,
+        spatial_dims: int,
+        in_channels: int,
+        hidden_channels: int,
+        kernel_size: int = 3,
+        bias: bool = True,
+        norm: str | None = None,
+        norm_groups: int = 1,
+        peephole: bool = False,
+    ) -> None:
+        super().__init__(spatial_dims, in_channels, hidden_channels, kernel_size, bias, norm, norm_groups)
+        self.peephole = peephole
+        if peephole:
+            bound = 1.0 / math.sqrt(hidden_channels)
+            self.peephole_weight = nn.Parameter(
+                torch.empty([3, hidden_channels] + [1] * spatial_dims).uniform_(-bound, bound)
+            )
+        else:
+            self.register_parameter("peephole_weight", None)
+
+    def _update(self, pre: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        pre = self._norm(pre, 0, 4)
+        i, f, o, g = torch.chunk(pre, 4, dim=1)
+        p = self.peephole_weight
+        if p is not None:
+            i = i + p[0] * c
+            f = f + p[1] * c
+        c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        if p is not None:
+            o = o + p[2] * c_new
+        h_new = torch.sigmoid(o) * torch.tanh(c_new)
+        return h_new, [h_new, c_new]
+
+    def step(
+        self, x_gates: torch.Tensor, state: list[torch.Tensor], hidden_weight: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        w = hidden_weight if hidden_weight is not None else self.hidden_weight()
+        pre = x_gates + self._conv(state[0], w, None)
+        return self._update(pre, state[1])
+
+    def forward(self, x: torch.Tensor, state: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        if state is None:
+            state = self.init_state(x)
+        pre = self.conv(torch.cat([x, state[0]], dim=1))
+        return self._update(pre, state[1])
+
+
+class ConvGRUCell(ConvRNNCellBase):
+    """Convolutional GRU cell, as used for video segmentation by Siam et al. 2016, "Convolutional Gated Recurrent
+    Networks for Video Segmentation", https://arxiv.org/abs/1611.05435 (after Ballas et al. 2015,
+    https://arxiv.org/abs/1511.06432).
+
+    Gates (order z, r, n in the fused weight): ``z = s(W_z*[x,h] + b_z)``, ``r = s(W_r*[x,h] + b_r)``,
+    ``n = tanh(W_n*[x, r.h] + b_n)``, ``h' = (1 - z).n + z.h``. The candidate sees the reset hidden state, as in the
+    paper, so its hidden convolution runs after the one for z and r; all three share one weight tensor
+    ``(3H, C + H, k, k)``.
+
+    State: ``[h]``, (B, H, *spatial).
+    """
+
+    num_gates = 3
+    num_states = 1
+
+    def _finish(
+        self, x_gates: torch.Tensor, h: torch.Tensor, w_h: torch.Tensor
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        hc = self.hidden_channels
+        zr = self._norm(x_gates[:, : 2 * hc] + self._conv(h, w_h[: 2 * hc], None), 0, 2)
+        z, r = torch.chunk(torch.sigmoid(zr), 2, dim=1)
+        n = torch.tanh(self._norm(x_gates[:, 2 * hc :] + self._conv(r * h, w_h[2 * hc :], None), 2, 1))
+        h_new = (1.0 - z) * n + z * h
+        return h_new, [h_new]
+
+    def step(
+        self, x_gates: torch.Tensor, state: list[torch.Tensor], hidden_weight: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        w = hidden_weight if hidden_weight is not None else self.hidden_weight()
+        return self._finish(x_gates, state[0], w)
+
+    def forward(self, x: torch.Tensor, state: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        if state is None:
+            state = self.init_state(x)
+        h = state[0]
+        hc = self.hidden_channels
+        w = self.conv.weight
+        b = self.conv.bias
+        b_zr = b[: 2 * hc] if b is not None else None
+        b_n = b[2 * hc :] if b is not None else None
+        zr = self._norm(self._conv(torch.cat([x, h], 1), w[: 2 * hc], b_zr), 0, 2)
+        z, r = torch.chunk(torch.sigmoid(zr), 2, dim=1)
+        n = torch.tanh(self._norm(self._conv(torch.cat([x, r * h], 1), w[2 * hc :], b_n), 2, 1))
+        h_new = (1.0 - z) * n + z * h
+        return h_new, [h_new]
+
+
+_CELLS = {"lstm": ConvLSTMCell, "gru": ConvGRUCell}
+
+
+def get_cell_class(cell: str | type[ConvRNNCellBase]) -> type[ConvRNNCellBase]:
+    """``"lstm"`` -> ConvLSTMCell, ``"gru"`` -> ConvGRUCell; a ConvRNNCellBase subclass passes through."""
+    if isinstance(cell, type) and issubclass(cell, ConvRNNCellBase):
+        return cell
+    if isinstance(cell, str) and cell.lower() in _CELLS:
+        return _CELLS[cell.lower()]
+    raise ValueError(f"cell must be one of {sorted(_CELLS)} or a ConvRNNCellBase subclass, got {cell!r}.")

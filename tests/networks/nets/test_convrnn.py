@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from medst.networks.nets import ConvRNN
+
+CASES = [
+    (dict(spatial_dims=2, in_channels=2, hidden_channels=(4, 6), cell="lstm"), (2, 2, 5, 7, 8), (2, 6, 5, 7, 8)),
+    (dict(spatial_dims=2, in_channels=2, hidden_channels=4, num_layers=2, cell="gru"), (1, 2, 5, 6, 6), (1, 4, 5, 6, 6)),
+    (dict(spatial_dims=3, in_channels=1, hidden_channels=3, cell="lstm", residual=True), (1, 1, 4, 5, 5, 5), (1, 3, 4, 5, 5, 5)),
+    (dict(spatial_dims=3, in_channels=1, hidden_channels=(2, 3), cell="gru", peephole=False), (1, 1, 4, 4, 4, 4), (1, 3, 4, 4, 4, 4)),
+    (dict(spatial_dims=2, in_channels=2, hidden_channels=3, bidirectional=True), (1, 2, 4, 6, 6), (1, 6, 4, 6, 6)),
+    (dict(spatial_dims=2, in_channels=2, hidden_channels=3, return_sequences=False), (1, 2, 4, 6, 6), (1, 3, 6, 6)),
+    (dict(spatial_dims=2, in_channels=2, hidden_channels=3, return_sequences=False, bidirectional=True), (1, 2, 4, 6, 6), (1, 6, 6, 6)),
+]
+
+
+@pytest.mark.parametrize("kwargs,in_shape,out_shape", CASES)
+def test_shape_and_batched_input_equals_per_step(kwargs, in_shape, out_shape):
+    torch.manual_seed(0)
+    net = ConvRNN(**kwargs)
+    x = torch.randn(in_shape)
+    y, state = net(x, return_state=True)
+    assert y.shape == out_shape
+    assert len(state) == net.num_state_tensors
+    assert all(s.shape[0] == in_shape[0] and s.shape[2:] == in_shape[3:] for s in state)
+    net.set_batched_input(False)
+    torch.testing.assert_close(net(x), y, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_two_chunks_with_state_equal_whole(spatial_dims, cell):
+    torch.manual_seed(0)
+    net = ConvRNN(spatial_dims, 2, (3, 4), cell=cell, residual=True)
+    assert net.supports_streaming
+    x = torch.randn((1, 2, 6) + (5,) * spatial_dims)
+    whole = net(x)
+    a, s = net(x[:, :, :4], return_state=True)
+    b = net(x[:, :, 4:], state=s)
+    torch.testing.assert_close(torch.cat([a, b], 2), whole)
+    # without the state the second chunk differs (the state carries information)
+    assert not torch.allclose(net(x[:, :, 4:]), whole[:, :, 4:])
+
+
+def test_bidirectional_sees_the_future():
+    torch.manual_seed(0)
+    x = torch.randn(1, 1, 5, 6, 6)
+    x2 = x.clone()
+    x2[:, :, -1] += 1.0
+    uni = ConvRNN(2, 1, 3)
+    assert torch.equal(uni(x)[:, :, 0], uni(x2)[:, :, 0])
+    bi = ConvRNN(2, 1, 3, bidirectional=True)
+    assert not bi.supports_streaming
+    assert not torch.allclose(bi(x)[:, :, 0], bi(x2)[:, :, 0])
+
+
+@pytest.mark.parametrize("flag", [dict(peephole=True), dict(residual=True), dict(cell="gru"), dict(norm="group")])
+def test_variants_change_the_output(flag):
+    x = torch.randn(1, 2, 4, 6, 6)
+    torch.manual_seed(0)
+    base = ConvRNN(2, 2, (4, 4))
+    torch.manual_seed(0)
+    var = ConvRNN(2, 2, (4, 4), **flag)
+    assert not torch.allclose(base(x), var(x), atol=1e-4)
+
+
+def test_invalid():
+    with pytest.raises(ValueError):
+        ConvRNN(2, 1, 4, cell="gru", peephole=True)
+    with pytest.raises(ValueError):
+        ConvRNN(2, 1, [], cell="lstm")
+    with pytest.raises(ValueError):
+        ConvRNN(2, 1, 4, num_layers=0)
+    net = ConvRNN(2, 1, 4)
+    with pytest.raises(ValueError):
+        net(torch.randn(1, 1, 4, 4))  # missing the time axis
+    with pytest.raises(ValueError):
+        net(torch.randn(1, 1, 2, 4, 4), state=[torch.zeros(1, 4, 4, 4)])

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from medst.networks import create_network
+from medst.networks.nets import DilatedSegNet
+
+CASES = [
+    (dict(spatial_dims=3, in_channels=1, out_channels=3, channels=(4, 4, 8), blocks_per_stage=1), (1, 1, 10, 11, 12), (1, 3, 10, 11, 12)),
+    (dict(spatial_dims=2, in_channels=2, out_channels=2, channels=4, dilations=(1, 2, 4, 8), blocks_per_stage=(1, 1, 2, 1)), (2, 2, 16, 16), (2, 2, 16, 16)),
+    (dict(spatial_dims=2, in_channels=1, out_channels=2, channels=4, dilations=(1, 1, 2, 4, 8, 16, 1), blocks_per_stage=1, residual=False, norm=None), (1, 1, 20, 20), (1, 2, 20, 20)),
+]
+
+
+@pytest.mark.parametrize("kwargs,in_shape,out_shape", CASES)
+def test_shape(kwargs, in_shape, out_shape):
+    assert DilatedSegNet(**kwargs)(torch.randn(in_shape)).shape == out_shape
+
+
+def test_highresnet_layout():
+    # Li 2017: a 3^3 conv (16), 3 residual blocks per stage at dilation 1/2/4 with 16/32/64 channels, a 1^3 conv
+    net = create_network("highresnet", in_channels=1, out_channels=160)
+    assert len(net.body) == 9
+    dil = [blk.body[2].dilation[0] for blk in net.body]
+    assert dil == [1, 1, 1, 2, 2, 2, 4, 4, 4]
+    assert net.head.out_channels == 160
+
+
+def test_receptive_field_grows_with_dilation():
+    # a change at one corner reaches the centre only through dilated layers
+    net = DilatedSegNet(2, 1, 1, channels=2, dilations=(1, 8), blocks_per_stage=1, norm=None).eval()
+    x = torch.zeros(1, 1, 21, 21)
+    x2 = x.clone()
+    x2[0, 0, 2, 2] = 1
+    with torch.no_grad():
+        assert not torch.allclose(net(x)[0, 0, 10, 10], net(x2)[0, 0, 10, 10])
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(spatial_dims=3, in_channels=1, out_channels=2, dilations=()),
+        dict(spatial_dims=3, in_channels=1, out_channels=2, channels=(4, 8), dilations=(1, 2, 4)),
+        dict(spatial_dims=3, in_channels=1, out_channels=2, kernel_size=2),
+        dict(spatial_dims=4, in_channels=1, out_channels=2),
+    ],
+)
+def test_invalid(kwargs):
+    with pytest.raises(ValueError):
+        DilatedSegNet(**kwargs)
