@@ -209,7 +209,8 @@ class Bundle:
         weights: weights file; default ``models/model.pt``.
         precision: ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"``: passed to the bundle's inferer when it takes a
             ``precision`` argument (medst's ``VolumeInferer``), otherwise applied with ``torch.autocast``.
-        roi_size: sliding-window size, overriding the inferer's ``roi_size``.
+        roi_size: sliding-window size, overriding the inferer's ``roi_size`` (an int: the same on each of its axes).
+            A network with a fixed input size (UNETR's ``img_size``) only takes the size it was built for.
         overlap: sliding-window overlap, overriding the inferer's ``overlap``.
         sw_batch_size: windows per network call, overriding the inferer's ``sw_batch_size``.
 
@@ -255,10 +256,8 @@ class Bundle:
         self.precision = precision
         overrides: dict[str, Any] = {}
         if roi_size is not None:
-            if isinstance(roi_size, int):  # every axis; a bare int when the metadata does not say how many
-                overrides["roi_size"] = [roi_size] * self.spatial_ndim if self.spatial_ndim else int(roi_size)
-            else:
-                overrides["roi_size"] = [int(r) for r in roi_size]
+            # an int means every axis of the bundle inferer's own roi_size (see _build_inferer)
+            overrides["roi_size"] = int(roi_size) if isinstance(roi_size, int) else [int(r) for r in roi_size]
         if overlap is not None:
             overrides["overlap"] = float(overlap)
         if sw_batch_size is not None:
@@ -326,6 +325,9 @@ class Bundle:
         accepted = inspect.signature(type(inferer).__init__).parameters
         takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
         overrides = dict(self._inferer_overrides)
+        own_roi = getattr(inferer, "roi_size", None)
+        if isinstance(overrides.get("roi_size"), int) and isinstance(own_roi, Sequence):
+            overrides["roi_size"] = [overrides["roi_size"]] * len(own_roi)
         if self.precision is not None and ("precision" in accepted):
             overrides["precision"] = self.precision
         elif self.precision in ("bf16", "fp16"):

@@ -111,7 +111,8 @@ def inference_config(bare: bool = False) -> dict:
 
 
 METADATA = {
-    "schema": "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/meta_schema_20220324.json",
+    "schema": "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/"
+    "meta_schema_20220324.json",
     "version": "0.1.0",
     "changelog": {"0.1.0": "tiny test bundle"},
     "monai_version": "1.6.1",
