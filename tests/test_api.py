@@ -276,3 +276,29 @@ def test_video_keeps_frame_rate(tmp_path):
         assert counter.calls == 0
     finally:
         counter.remove()
+
+
+def test_same_answer_as_monai_bundle_run(seg, bundle_dir, t1, tmp_path):
+    """The tiny bundle is a real bundle: MONAI's own ConfigWorkflow writes the labels that predict returns."""
+    from monai.bundle import ConfigWorkflow
+
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(t1, data / "scan.nii")
+    workflow = ConfigWorkflow(
+        config_file=str(bundle_dir / "configs" / "inference.json"),
+        meta_file=str(bundle_dir / "configs" / "metadata.json"),
+        logging_file=False,
+        workflow_type="infer",
+        bundle_root=str(bundle_dir),
+        dataset_dir=str(data),
+        output_dir=str(tmp_path / "monai"),
+        device="$torch.device('cpu')",
+    )
+    workflow.initialize()
+    assert workflow.check_properties() in (None, [])
+    workflow.run()
+    workflow.finalize()
+    theirs = np.asarray(nib.load(tmp_path / "monai" / "scan_seg.nii.gz").dataobj)
+    ours = seg.predict(data / "scan.nii", output_dir=tmp_path / "medst")
+    np.testing.assert_array_equal(ours[0].numpy().astype(np.uint8), theirs)
