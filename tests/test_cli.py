@@ -34,7 +34,7 @@ def test_predict_writes_in_input_space_and_skips(bundles, sample, tmp_path, caps
     before = saved.stat().st_mtime_ns
     assert main(argv) == 0  # output exists: skipped
     assert saved.stat().st_mtime_ns == before
-    assert main([*argv, "--overwrite", "--roi", "8,8,8", "--overlap", "0.5", "--precision", "fp32"]) == 0
+    assert main([*argv, "--overwrite", "--roi", "16,16,8", "--overlap", "0.5", "--precision", "fp32"]) == 0
     assert saved.stat().st_mtime_ns != before
 
 
