@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import nibabel as nib
+from nibabel.filebasedimages import ImageFileError
 import numpy as np
 from monai.data import NibabelReader, NibabelWriter
 from monai.data.image_writer import ImageWriter
@@ -64,7 +65,7 @@ class NiftiTimeReader(NibabelReader):
                 if len(raw) > 3:
                     zooms = list(img.header.get_zooms())
                     img.header.set_zooms(tuple(zooms[:3]) + raw[3:])
-            except (OSError, ValueError, EOFError) as e:  # nibabel's ImageFileError is a ValueError
+            except (OSError, ValueError, EOFError, ImageFileError) as e:
                 raise CorruptFileError(f"{name}: cannot read as NIfTI ({e})") from e
             out.append(img)
         return out if len(filenames) > 1 else out[0]
@@ -84,6 +85,19 @@ class NiftiTimeReader(NibabelReader):
             return super()._get_array_data(img, filename)
         except (OSError, ValueError, EOFError) as e:  # a truncated .nii.gz fails here, not at load
             raise CorruptFileError(f"{filename}: the NIfTI data cannot be read, the file may be truncated ({e})") from e
+
+
+def _set_time_header(img: nib.Nifti1Image, pixdim4: float | None, xyzt: int | None) -> None:
+    """Write pixdim[4] and the units into a 4D+ image's header (in place)."""
+    if img.ndim < 4 or pixdim4 is None:
+        return
+    zooms = list(img.header.get_zooms())
+    zooms[3] = pixdim4
+    img.header.set_zooms(zooms)
+    if xyzt is not None:
+        img.header["xyzt_units"] = xyzt
+    else:
+        img.header.set_xyzt_units(xyz="mm", t="sec")
 
 
 def _first(value: Any) -> Any:
@@ -130,14 +144,7 @@ class NiftiTimeWriter(NibabelWriter):
         img.set_sform(affine, code=1)
         img.set_qform(affine, code=1)
         pixdim4, xyzt = self._time_header()
-        if img.ndim >= 4 and pixdim4 is not None:
-            zooms = list(img.header.get_zooms())
-            zooms[3] = pixdim4
-            img.header.set_zooms(zooms)
-            if xyzt is not None:
-                img.header["xyzt_units"] = xyzt
-            else:
-                img.header.set_xyzt_units(xyz="mm", t="sec")
+        _set_time_header(img, pixdim4, xyzt)
         src = (getattr(self, "meta", {}) or {}).get("filename_or_obj")
         with atomic_write_path(filename, inputs=[src] if isinstance(src, (str, os.PathLike)) else None) as tmp:
             nib.save(img, tmp)
@@ -153,23 +160,29 @@ def save_nifti(
     Args:
         data: the array (numpy or torch).
         path: output .nii / .nii.gz.
-        affine: 4x4 affine (default: the identity, or ``meta["affine"]``).
-        time_spacing: seconds per frame for a 4D array (written in seconds unless ``meta`` has ``xyzt_units``).
-        meta: optional metadata (``affine``, ``xyzt_units``, ``filename_or_obj``, ``time_spacing``).
+        affine: 4x4 affine (default: ``meta["affine"]``, else the identity).
+        time_spacing: seconds per frame for a 4D array (written in the unit of ``meta["xyzt_units"]``, else seconds).
+        meta: optional metadata (``affine``, ``xyzt_units``, ``filename_or_obj``, ``time_spacing``, ``pixdim``).
         dtype: output data type (default: the array's).
     """
     m = dict(meta or {})
     if time_spacing is not None:
         m["time_spacing"] = time_spacing
-    if affine is not None:
-        m["affine"] = affine
-    w = NiftiTimeWriter(output_dtype=dtype)
-    w.set_data_array(data, channel_dim=None, squeeze_end_dims=False, spatial_ndim=None)
+    if affine is None:
+        affine = m.get("affine")
+    arr = data.detach().cpu().numpy() if hasattr(data, "detach") else np.asarray(data)
+    if dtype is not None:
+        arr = arr.astype(dtype)
+    aff = np.eye(4) if affine is None else to_affine_nd(3, convert_data_type(affine, np.ndarray)[0])
+    img = nib.Nifti1Image(arr, aff)
+    img.set_sform(aff, code=1)
+    img.set_qform(aff, code=1)
+    w = NiftiTimeWriter()
     w.meta = m
-    w.affine = m.get("affine")
-    if w.output_dtype is None:
-        w.output_dtype = np.asarray(w.data_obj).dtype
-    w.write(path)
+    _set_time_header(img, *w._time_header())
+    src = m.get("filename_or_obj")
+    with atomic_write_path(path, inputs=[src] if isinstance(src, (str, os.PathLike)) else None) as tmp:
+        nib.save(img, tmp)
     return path
 
 
@@ -178,11 +191,11 @@ _REGISTERED = False
 
 def register_nifti_io() -> None:
     """Register :class:`NiftiTimeReader` (tried before MONAI's ``NibabelReader`` by ``LoadImage()``) and
-    :class:`NiftiTimeWriter` (first choice of ``SaveImage`` for .nii / .nii.gz); called by ``import medst.data``."""
+    :class:`NiftiTimeWriter` (``SaveImage``'s writer for .nii / .nii.gz); called by ``import medst.data``."""
     global _REGISTERED
     if _REGISTERED:
         return
-    from monai.data.image_writer import SUPPORTED_WRITERS, register_writer
+    from monai.data.image_writer import SUPPORTED_WRITERS
     from monai.data.image_writer import init as init_writers
     from monai.transforms.io import array as io_array
 
@@ -190,5 +203,7 @@ def register_nifti_io() -> None:
     if not SUPPORTED_WRITERS:
         init_writers()
     for ext in ("nii", "nii.gz"):
-        register_writer(ext, NiftiTimeWriter)
+        # the only writer: SaveImage falls back to the next writer when one raises, so keeping MONAI's
+        # NibabelWriter behind this one would let it overwrite an input file this writer refused to replace
+        SUPPORTED_WRITERS[ext] = (NiftiTimeWriter,)
     _REGISTERED = True

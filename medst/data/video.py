@@ -593,6 +593,10 @@ def write_video(
         pix_fmt, in_fmt = None, "gray" if grey else "rgb24"
     if options:
         opts = {**opts, **{str(k): str(v) for k, v in options.items()}}
+    try:
+        av.codec.Codec(codec_name, "w")
+    except Exception as e:  # UnknownCodecError
+        raise UnsupportedFormatError(f"{path}: this FFmpeg build has no encoder {codec_name!r} ({e})") from e
     rate = Fraction(fps).limit_denominator(1001 * 1000)
     with atomic_write_path(path, inputs=inputs) as tmp:
         try:
@@ -702,6 +706,7 @@ def register_video_io() -> None:
     if not SUPPORTED_WRITERS:
         _init_monai_writers()
     for ext in VIDEO_SUFFIXES:
+        SUPPORTED_WRITERS[ext] = ()  # the only writer (SaveImage would fall back to others when one raises)
         register_writer(ext, VideoWriter)
     _REGISTERED = True
 
