@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .convrnn import ConvRNN, RecurrentDirection, RecurrentLayer
+from .encoder_forecaster import EncoderForecaster
 from .dilated import DilatedResidualBlock, DilatedSegNet
 from .recurrent_segnet import RecurrentSegNet
 from .unetr import UNETR
@@ -15,4 +16,5 @@ __all__ = [
     "DilatedResidualBlock",
     "DilatedSegNet",
     "UNETR",
+    "EncoderForecaster",
 ]
