@@ -182,6 +182,10 @@ def _is_array(x: Any) -> bool:
     return torch is not None and isinstance(x, torch.Tensor)
 
 
+def _one_or_list(paths: list[Path]) -> Path | list[Path]:
+    return paths[0] if len(paths) == 1 else list(paths)
+
+
 def _single(items: list) -> Any:
     """Collate for ``batch_size=1``: the item itself (the batch axis is added before inference)."""
     return items[0]
@@ -349,7 +353,7 @@ class Bundle:
 
     def _transforms(self, parser, output_dir):
         """(full preprocessing, preprocessing without LoadImaged, postprocessing, SaveImaged transforms)."""
-        from monai.transforms import AsDiscreted, Compose, Invertd, LoadImaged, SaveImaged
+        from monai.transforms import AsDiscreted, Compose, InvertibleTransform, Invertd, LoadImaged, SaveImaged
 
         def as_compose(key):
             if key not in parser:
@@ -364,7 +368,8 @@ class Bundle:
         if output_dir is None:
             post_list = [t for t in post_list if not isinstance(t, SaveImaged)]
             savers = []
-        if not any(isinstance(t, Invertd) for t in post_list):
+        invertible = any(isinstance(t, InvertibleTransform) for t in pre.flatten().transforms)
+        if invertible and not any(isinstance(t, Invertd) for t in post_list):
             at = next((i for i, t in enumerate(post_list) if isinstance(t, SaveImaged)), len(post_list))
             labels = any(isinstance(t, AsDiscreted) for t in post_list[:at])
             post_list.insert(at, Invertd(keys="pred", transform=pre, orig_keys="image", nearest_interp=labels))
@@ -490,8 +495,9 @@ class Bundle:
                 batch resumes where it stopped) and its saved output is read back.
             num_workers: DataLoader workers that load and preprocess the next inputs during inference.
             channel_first: layout of array inputs; ``None``: decided from the bundle's ``network_data_format``.
-            return_predictions: ``False`` returns the written paths instead of the predictions (saves memory over a
-                long batch).
+            return_predictions: ``False`` returns the output paths instead of the predictions (saves memory over a
+                long batch): one path per input, or a list of paths when the bundle saves several outputs (e.g. a
+                NIfTI, a label video and an overlay video).
             progress: tqdm progress bar; ``None``: on when stderr is a terminal.
 
         Returns:
@@ -518,8 +524,10 @@ class Bundle:
         results: list[Any] = [None] * len(items)
         todo: list[int] = []
         claimed: dict[Path, str] = {}
+        expected_paths: list[list[Path] | None] = [None] * len(items)
         for i, item in enumerate(items):
             expected = self._expected_outputs(savers, item["_subject"]) if savers else None
+            expected_paths[i] = expected
             for p in expected or ():
                 if p in claimed and claimed[p] != item["_subject"]:
                     raise ValueError(
@@ -532,7 +540,7 @@ class Bundle:
                 if return_predictions:
                     results[i] = LoadImage(image_only=True, ensure_channel_first=True)(str(expected[0]))
                 else:
-                    results[i] = expected[0] if len(expected) == 1 else expected
+                    results[i] = _one_or_list(expected)
             else:
                 todo.append(i)
         logger.info(
@@ -572,13 +580,13 @@ class Bundle:
                 )
                 out = post(item)
                 pred = out["pred"]
-                saved = [Path(p) for p in [getattr(pred, "meta", {}).get("saved_to")] if p]
-                if saved:
-                    logger.info("wrote %s", saved[0])
+                saved = expected_paths[i] or [Path(p) for p in [getattr(pred, "meta", {}).get("saved_to")] if p]
+                for p in saved:
+                    logger.info("wrote %s", p)
                 if return_predictions:
                     results[i] = pred
                 else:
-                    results[i] = saved[0] if saved else None
+                    results[i] = _one_or_list(saved) if saved else None
         return results if many else results[0]
 
     def __repr__(self) -> str:

@@ -98,8 +98,9 @@ def _predict(args: argparse.Namespace) -> int:
         progress=False if args.no_progress else None,
     )
     for path in paths:
-        if path is not None:
-            print(path)
+        for p in path if isinstance(path, list) else [path]:
+            if p is not None:
+                print(p)
     return 0
 
 

@@ -302,3 +302,27 @@ def test_same_answer_as_monai_bundle_run(seg, bundle_dir, t1, tmp_path):
     theirs = np.asarray(nib.load(tmp_path / "monai" / "scan_seg.nii.gz").dataobj)
     ours = seg.predict(data / "scan.nii", output_dir=tmp_path / "medst")
     np.testing.assert_array_equal(ours[0].numpy().astype(np.uint8), theirs)
+
+
+def test_several_outputs_per_input(t1, tmp_path):
+    import json
+
+    bundle = make_tiny_bundle(tmp_path, name="two_outputs")
+    cfg = json.loads((bundle / "configs" / "inference.json").read_text())
+    second = dict(cfg["postprocessing"]["transforms"][-1], output_postfix="mask", output_ext=".nii")
+    cfg["postprocessing"]["transforms"].append(second)
+    (bundle / "configs" / "inference.json").write_text(json.dumps(cfg))
+    two = load_bundle(bundle, device="cpu")
+    out = tmp_path / "out"
+    paths = two.predict(t1, output_dir=out, return_predictions=False)
+    assert paths == [out / "anatomical_seg.nii.gz", out / "anatomical_mask.nii"]
+    assert all(p.is_file() for p in paths)
+    counter = _Counter(two.network)
+    try:
+        assert two.predict(t1, output_dir=out, return_predictions=False) == paths
+        assert counter.calls == 0
+        paths[1].unlink()  # one output missing: the input is predicted again
+        two.predict(t1, output_dir=out)
+        assert counter.calls > 0 and paths[1].is_file()
+    finally:
+        counter.remove()
