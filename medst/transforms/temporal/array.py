@@ -12,6 +12,7 @@ covers only X, Y, Z and is left unchanged.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from typing import Any
@@ -501,7 +502,7 @@ class NormalizeIntensityPerFrame(Transform):
         return out
 
 
-class PerFrame(Transform):
+class PerFrame(Randomizable, Transform):
     """Apply a channel-first transform made for one frame to every frame of (C, T, *spatial).
 
     The frame given to ``transform`` is (C, *spatial) with its own metadata: a 4D scan's frames keep the scan's
@@ -519,12 +520,25 @@ class PerFrame(Transform):
             raise ValueError("PerFrame needs a callable transform")
         self.transform, self.same_random = transform, same_random
 
+    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None) -> PerFrame:
+        """Seed this wrapper and the wrapped transform (so ``Compose(...).set_random_state`` reaches it)."""
+        super().set_random_state(seed, state)
+        if isinstance(self.transform, Randomizable):
+            self.transform.set_random_state(seed, state)
+        return self
+
+    def randomize(self, data: Any = None) -> None:
+        """The wrapped transform draws its own parameters."""
+
     def __call__(self, img: NdarrayOrTensor) -> torch.Tensor:
         img = convert_to_tensor(img, track_meta=get_track_meta())
         _check_temporal(img, "PerFrame")
         video = time_axis_in_affine(img)
         rand = isinstance(self.transform, Randomizable) and self.same_random
-        state = self.transform.R.get_state() if rand else None
+        # a random transform may hold other random transforms (RandAffine holds a RandAffineGrid): copy the whole
+        # transform so every frame starts from the same random states
+        proto = copy.deepcopy(self.transform) if rand else None
+        transform = self.transform
         frames, meta_out = [], None
         for t in range(img.shape[1]):
             frame = img[:, t]
@@ -534,12 +548,14 @@ class PerFrame(Transform):
                     aff = img.affine.clone()
                     frame.affine = aff[1:, 1:]
             if rand:
-                self.transform.R.set_state(state)
-            out_t = self.transform(frame)
+                transform = copy.deepcopy(proto)
+            out_t = transform(frame)
             if isinstance(out_t, MetaTensor):
                 meta_out = dict(out_t.meta)
                 out_t = out_t.as_tensor()
             frames.append(convert_to_tensor(out_t, track_meta=False))
+        if rand:
+            self.transform = transform  # its random state has advanced by one draw
         shapes = {tuple(f.shape) for f in frames}
         if len(shapes) > 1:
             raise MedstDataError(f"PerFrame: the transform gave frames of different shapes {sorted(shapes)}")

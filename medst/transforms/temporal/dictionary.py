@@ -6,6 +6,7 @@ image and its label stay aligned in time; their seed is passed to the inner tran
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
@@ -149,17 +150,36 @@ class NormalizeIntensityPerFramed(_Wrapd):
         self.t = NormalizeIntensityPerFrame(channel_wise, nonzero, eps)
 
 
-class PerFramed(_Wrapd):
+class PerFramed(Randomizable, _Wrapd):
     """Dictionary :class:`~medst.transforms.PerFrame`: apply a one-frame transform to every frame of each key.
 
     ``transform`` is an array transform on (C, *spatial); with ``same_random`` a random one uses the same draw for
-    every frame of one key.
+    every frame and every key. One transform serves all keys, so its interpolation mode is shared: for an image
+    and a label that need different modes, use two ``PerFramed`` with the same seed.
     """
 
     def __init__(self, keys: KeysCollection, transform: Callable, same_random: bool = True,
                  allow_missing_keys: bool = False) -> None:
-        super().__init__(keys, allow_missing_keys)
+        _Wrapd.__init__(self, keys, allow_missing_keys)
         self.t = PerFrame(transform, same_random)
+
+    def set_random_state(self, seed: int | None = None, state=None) -> PerFramed:
+        super().set_random_state(seed, state)
+        self.t.set_random_state(seed, state)
+        return self
+
+    def randomize(self, data: Any = None) -> None:
+        """The wrapped transform draws its own parameters."""
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        rand = isinstance(self.t.transform, Randomizable) and self.t.same_random
+        proto = copy.deepcopy(self.t.transform) if rand else None
+        for key in self.key_iterator(d):
+            if rand:  # every key gets the same draw (an image and its label stay aligned)
+                self.t.transform = copy.deepcopy(proto)
+            d[key] = self.t(d[key])
+        return d
 
 
 class RandTemporalCropd(Randomizable, MapTransform, InvertibleTransform):
