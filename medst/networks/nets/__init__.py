@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .convrnn import ConvRNN, RecurrentDirection, RecurrentLayer
+from .e3d_lstm import E3DLSTM
 from .encoder_forecaster import EncoderForecaster
 from .dilated import DilatedResidualBlock, DilatedSegNet
 from .recurrent_segnet import RecurrentSegNet
@@ -17,4 +18,5 @@ __all__ = [
     "DilatedSegNet",
     "UNETR",
     "EncoderForecaster",
+    "E3DLSTM",
 ]
