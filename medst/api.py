@@ -112,13 +112,13 @@ def bundle_info(path: str | os.PathLike) -> dict[str, Any]:
 
     Returns:
         a dict with ``name``, ``version``, ``task``, ``description``, ``authors``, ``inputs`` and ``outputs`` (from
-        ``network_data_format``), ``performance`` (metadata's ``performance``, ``measured_performance`` or
-        ``performance_score`` where listed), ``path`` and ``weights`` (path of ``models/model.pt`` or ``None``).
+        ``network_data_format``), ``performance`` (the metadata's ``eval_metrics``, ``performance`` and
+        ``measured_performance``, where listed), ``path`` and ``weights`` (``models/model.pt``, or ``None``).
     """
     bundle_dir = _bundle_dir(path)
     meta = _read_metadata(bundle_dir)
     fmt = meta.get("network_data_format", {})
-    perf = {k: meta[k] for k in ("performance", "measured_performance", "performance_score") if k in meta}
+    perf = {k: meta[k] for k in ("eval_metrics", "performance", "measured_performance") if k in meta}
     weights = bundle_dir / "models" / "model.pt"
     return {
         "name": meta.get("name", bundle_dir.name),

@@ -123,7 +123,8 @@ METADATA = {
     "description": "One random 3x3x3 convolution.",
     "authors": "medst developers",
     "copyright": "Copyright (c) medst developers",
-    "performance": {"dice": 0.0, "note": "random weights"},
+    "eval_metrics": {"mean_dice": 0.0},
+    "performance": {"note": "random weights"},
     "network_data_format": {
         "inputs": {
             "image": {

@@ -249,7 +249,7 @@ def test_find_bundles_and_info(bundle_dir, tmp_path):
     info = bundle_info(bundle_dir)
     assert info["name"] == "tiny_seg" and info["version"] == "0.1.0"
     assert info["inputs"]["image"]["num_channels"] == 1 and info["outputs"]["pred"]["num_channels"] == 2
-    assert info["performance"]["performance"]["dice"] == 0.0
+    assert info["performance"]["eval_metrics"]["mean_dice"] == 0.0
     assert info["weights"] == str(bundle_dir / "models" / "model.pt")
     assert medst.load_bundle is load_bundle
 
@@ -324,5 +324,48 @@ def test_several_outputs_per_input(t1, tmp_path):
         paths[1].unlink()  # one output missing: the input is predicted again
         two.predict(t1, output_dir=out)
         assert counter.calls > 0 and paths[1].is_file()
+    finally:
+        counter.remove()
+
+
+def _real_bundles() -> list:
+    from medst.api import default_bundles_dir
+
+    return find_bundles(default_bundles_dir())
+
+
+@pytest.mark.parametrize("bundle", _real_bundles() or [None], ids=lambda b: b.name if b else "none")
+def test_real_bundle(bundle, sample, tmp_path):
+    """Every bundle of the repository that has weights predicts in its input's space and resumes."""
+    from medst.api import SUPPORTED_SUFFIXES, VIDEO_SUFFIXES, _suffix
+
+    if bundle is None or not (bundle / "models" / "model.pt").is_file():
+        pytest.skip("no bundle with models/model.pt in bundles/ yet")
+    samples = sorted(f for f in (bundle / "sample").glob("*") if _suffix(f) in SUPPORTED_SUFFIXES)
+    kind = bundle_info(bundle)["inputs"].get("image", {}).get("type", "image")
+    if samples:
+        src = samples[0]
+    elif kind == "image":
+        src = sample("anatomical_t1")
+    else:
+        pytest.skip(f"{bundle.name}: no sample input in {bundle / 'sample'}")
+    b = load_bundle(bundle, device="cpu")
+    out = tmp_path / "out"
+    pred = b.predict(src, output_dir=out)
+    image = LoadImage(image_only=True, ensure_channel_first=True)(str(src))
+    assert isinstance(pred, MetaTensor) and tuple(pred.shape[1:]) == tuple(image.shape[1:])
+    written = sorted(out.rglob("*.*"))
+    assert written, f"{bundle.name} wrote nothing to {out}"
+    for f in written:
+        if _suffix(f) in (".nii", ".nii.gz") and _suffix(src) in (".nii", ".nii.gz"):
+            np.testing.assert_allclose(nib.load(f).affine, nib.load(src).affine, atol=1e-4)
+        if _suffix(f) in VIDEO_SUFFIXES and _suffix(src) in VIDEO_SUFFIXES:
+            from medst.data import video_info
+
+            assert video_info(f)["fps"] == pytest.approx(video_info(src)["fps"], rel=1e-3)
+    counter = _Counter(b.network)
+    try:
+        b.predict(src, output_dir=out, return_predictions=False)
+        assert counter.calls == 0
     finally:
         counter.remove()

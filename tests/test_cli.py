@@ -92,7 +92,7 @@ def test_info(bundles, capsys):
     assert main(["info", str(bundles / "tiny_seg")]) == 0
     out = capsys.readouterr().out
     assert "name:        tiny_seg" in out and "version:     0.1.0" in out
-    assert "input        image:" in out and "num_channels=2" in out and '"dice": 0.0' in out
+    assert "input        image:" in out and "num_channels=2" in out and '"mean_dice": 0.0' in out
     assert main(["info", str(bundles / "tiny_seg"), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["name"] == "tiny_seg" and info["outputs"]["pred"]["channel_def"]["1"] == "foreground"
