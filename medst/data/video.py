@@ -5,9 +5,17 @@ A video loads as a channel-last array ``(T, H, W, C)`` (or ``(T, H, W)`` in grey
 ``(C, T, H, W)``. Time is the first spatial axis: the affine is ``diag(time_spacing, 1, 1, 1)`` and the metadata
 carries ``fps`` (frames per second of the array), ``time_spacing`` (seconds per frame) and ``num_frames``.
 
-Writing: ``.mkv`` and ``.avi`` use the FFV1 codec, which is lossless, so a label video reads back exactly;
-``.gif`` is lossless for grey (8-bit) frames; ``.mp4``/``.mov`` (H.264) and ``.webm`` (VP9) are lossy and meant
-for viewing.
+Writing (PyAV 18's bundled FFmpeg):
+
+| suffix | codec | lossless? |
+|---|---|---|
+| ``.mkv``, ``.avi`` | FFV1 (gray, gray16le, bgr0) | yes: labels 0..65535 and RGB read back exactly |
+| ``.gif`` | GIF (gray / rgb8) | grey 8-bit only; frame delays are whole 1/100 s, so 29.97 fps reads back as 33.3 |
+| ``.mp4``, ``.m4v``, ``.mov`` | H.264 (libx264, crf 18; yuv420p, yuv444p for odd sizes) | no: for viewing |
+| ``.webm`` | VP9 (libvpx-vp9) | no: for viewing |
+
+Label maps are written with their values unchanged (0..255 as uint8, up to 65535 as 16-bit with FFV1); a float
+map in [0, 1] is a probability map and is scaled to 0..255.
 """
 
 from __future__ import annotations
