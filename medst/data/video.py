@@ -88,17 +88,17 @@ def is_dicom_cine(path: str | os.PathLike) -> bool:
     """
     try:
         import pydicom
+        from pydicom.multival import MultiValue
 
         ds = pydicom.dcmread(str(path), stop_before_pixels=True)
-    except Exception:
+    except Exception:  # not DICOM, or unreadable: not a cine this reader should claim
         return False
     try:
         n = int(ds.get("NumberOfFrames", 1) or 1)
     except (TypeError, ValueError):
         return False
-    ptr = ds.get("FrameIncrementPointer")
-    ptrs = [int(p) for p in (ptr if isinstance(ptr, (list, tuple)) or hasattr(ptr, "__iter__") else [ptr])] \
-        if ptr is not None else []
+    ptr = ds.get("FrameIncrementPointer")  # one tag, or a list of tags (MultiValue)
+    ptrs = [] if ptr is None else [int(p) for p in ptr] if isinstance(ptr, (list, tuple, MultiValue)) else [int(ptr)]
     return n > 1 and any(p in _CINE_POINTERS for p in ptrs)
 
 
@@ -210,29 +210,41 @@ def _read_av(path: Path, channels: str, start: int, stop: int | None, stride: in
                 return -1
             return int(round(float((frame.pts - t0) * tb * fps)))
 
-        if start > 0 and tb is not None:
-            target = int(t0 + math.floor(start / fps / tb))
-            try:
-                container.seek(target, stream=stream, backward=True, any_frame=False)
-            except av.error.FFmpegError:  # some containers cannot seek: decode from the start instead
-                logger.debug("%s: seek failed, decoding from the start", path)
-        frames: list[np.ndarray] = []
-        counter = None  # fallback index when frames carry no pts
-        try:
+        def decode(seek: bool) -> list[np.ndarray] | None:
+            """Frames start, start + stride, ... before stop; None when a seek overshot (or lost the timestamps)."""
+            if seek:
+                target = int(t0 + math.floor(start / fps / tb))
+                try:
+                    container.seek(target, stream=stream, backward=True, any_frame=False)
+                except av.error.FFmpegError:  # some containers cannot seek
+                    logger.debug("%s: seek failed, decoding from the start", path)
+                    return None
+            out: list[np.ndarray] = []
+            counter = -1  # frame count, used when frames carry no timestamps
+            first = True
             for frame in container.decode(stream):
+                counter += 1
                 idx = index_of(frame)
-                if idx < 0:
-                    counter = 0 if counter is None else counter + 1
-                    idx = counter
+                if seek and (idx < 0 or (first and idx > start)):
+                    return None
+                first = False
+                idx = counter if idx < 0 else idx
                 if idx < start:
                     continue
                 if stop is not None and idx >= stop:
                     break
-                if (idx - start) % stride:
-                    continue
-                frames.append(frame.to_ndarray(format=fmt))
+                if (idx - start) % stride == 0:
+                    out.append(frame.to_ndarray(format=fmt))
+            return out
+
+        try:
+            frames = decode(seek=True) if start > 0 and tb is not None else None
+            if frames is None:
+                if start > 0:
+                    container.seek(0, backward=True, any_frame=False)  # back to the beginning of the file
+                frames = decode(seek=False)
         except av.error.FFmpegError as e:
-            raise CorruptFileError(f"{path}: decoding failed after {len(frames)} frames ({e})") from e
+            raise CorruptFileError(f"{path}: decoding failed ({e})") from e
     if not frames:
         what = "has zero frames" if start == 0 else f"has no frames in the range start={start}, stop={stop}"
         raise MedstDataError(f"{path}: the video {what}")
@@ -287,8 +299,8 @@ def _read_dicom(path: Path, channels: str, start: int, stop: int | None, stride:
 
     ds = _dcmread(path, header_only=True)
     n = int(ds.get("NumberOfFrames", 1) or 1)
-    if "PixelData" not in ds and "FloatPixelData" not in ds and not hasattr(ds, "Rows"):
-        raise MedstDataError(f"{path}: the DICOM file has no pixel data")
+    if "Rows" not in ds or "Columns" not in ds:
+        raise MedstDataError(f"{path}: the DICOM file has no image (no Rows/Columns)")
     start, stop = _frame_range(start, stop, None, stride, n)
     indices = list(range(start, stop, stride))
     if not indices:

@@ -189,3 +189,28 @@ def test_ensure_channel_first_on_raw_reader_output(sample):
     assert arr.shape == (3, 144, 176, 3)
     out = EnsureChannelFirst()(MetaTensor(arr, meta=meta))
     assert tuple(out.shape) == (3, 3, 144, 176)
+
+
+def test_bigbuckbunny_first_frames_only(sample):
+    path = sample("video_bigbuckbunny")
+    n, rate, h, w = _pyav_reference(path)
+    assert (n, h, w) == (132, 720, 1280)
+    clip, meta = read_video(path, num_frames=2)  # decodes two frames, not the whole 720p clip
+    assert clip.shape == (2, 720, 1280, 3)
+    assert meta["fps"] == pytest.approx(float(rate)) and meta["source_num_frames"] == n
+
+
+@pytest.mark.parametrize("start", [1, 59, 117])
+def test_seek_anywhere_matches_full_decode(sample, start):
+    path = sample("video_carphone")
+    full, _ = read_video(path)
+    part, _ = read_video(path, start=start, num_frames=3)
+    np.testing.assert_array_equal(part, full[start : start + 3])
+
+
+def test_several_files_stack_as_channels(tmp_path):
+    a = write_video(LABELS, tmp_path / "a.mkv", fps=5)
+    b = write_video(LABELS[::-1].copy(), tmp_path / "b.mkv", fps=5)
+    img = LoadImage(ensure_channel_first=True, dtype=None)([a, b])
+    assert tuple(img.shape) == (2, *LABELS.shape)
+    np.testing.assert_array_equal(img[1].numpy(), LABELS[::-1])
