@@ -399,6 +399,8 @@ def read_video(
     )
     if math.isnan(fps):
         logger.warning("%s: no frame rate in the file; time_spacing set to 1", p)
+    # no None values: MONAI's list_data_collate cannot collate them (e.g. a frame count that mkv does not store)
+    meta = {k: v for k, v in meta.items() if v is not None}
     return arr, meta
 
 

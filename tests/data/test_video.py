@@ -214,3 +214,13 @@ def test_several_files_stack_as_channels(tmp_path):
     img = LoadImage(ensure_channel_first=True, dtype=None)([a, b])
     assert tuple(img.shape) == (2, *LABELS.shape)
     np.testing.assert_array_equal(img[1].numpy(), LABELS[::-1])
+
+
+def test_metadata_collates(tmp_path):
+    from monai.data import list_data_collate
+
+    path = write_video(LABELS, tmp_path / "a.mkv", fps=5)  # Matroska stores no frame count
+    img = LoadImage(ensure_channel_first=True)(path)
+    assert all(v is not None for v in img.meta.values())
+    batch = list_data_collate([{"image": img}, {"image": img.clone()}])
+    assert tuple(batch["image"].shape) == (2, 1, *LABELS.shape)
