@@ -221,7 +221,9 @@ class TemporalCrop(InvertibleTransform):
         self.start, self.end, self.num_frames = start, end, num_frames
 
     def _bounds(self, n: int) -> tuple[int, int]:
-        end = self.end if self.num_frames is None else (self.start % n if self.start < 0 else self.start) + self.num_frames
+        end = self.end
+        if self.num_frames is not None:
+            end = (self.start % n if self.start < 0 else self.start) + self.num_frames
         s, e, _ = slice(self.start, end).indices(n)
         return s, e
 
