@@ -91,3 +91,32 @@ def test_streaming_errors():
         stream_sequence(torch.rand(1, 4, 8), (8,), 2, net)
     with pytest.raises(ValueError, match="time_chunk"):
         StreamingInferer((8, 8), time_chunk=0)
+
+
+def _recurrent_segnet():
+    try:
+        from medst.networks.nets import RecurrentSegNet
+    except ImportError:
+        pytest.skip("medst.networks.nets.RecurrentSegNet is not there yet")
+    return RecurrentSegNet
+
+
+@pytest.mark.parametrize(
+    "spatial_dims, shape, roi, chunk",
+    [(2, (2, 1, 7, 16, 16), (16, 16), 3), (2, (1, 1, 6, 24, 20), (16, 16), 4), (3, (1, 1, 4, 8, 8, 8), (8, 8, 8), 2)],
+)
+def test_streaming_recurrent_segnet(spatial_dims, shape, roi, chunk):
+    net_cls = _recurrent_segnet()
+    torch.manual_seed(0)
+    net = net_cls(spatial_dims, 1, 2, channels=(4, 8), cell="lstm").eval()
+    x = torch.rand(shape)
+    with torch.no_grad():
+        ref = sliding_window_inference(x, (shape[2], *roi), 1, net, overlap=0.5)
+    y = StreamingInferer(roi, time_chunk=chunk, overlap=0.5, sw_batch_size=2, precision="fp32")(x, net)
+    torch.testing.assert_close(y, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_streaming_refuses_bidirectional_segnet():
+    net = _recurrent_segnet()(2, 1, 2, channels=(4, 8), bidirectional=True)
+    with pytest.raises(ValueError, match="stream"):
+        StreamingInferer((16, 16), time_chunk=2)(torch.rand(1, 1, 4, 16, 16), net)

@@ -1,0 +1,61 @@
+"""Shared helpers of the inference benchmarks: timing medians, peak memory, subprocess isolation."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+__all__ = ["time_runs", "peak_rss_gb", "run_isolated", "machine_line"]
+
+
+def time_runs(fn: Callable[[], Any], runs: int, warmup: int = 1) -> tuple[float, list[float], Any]:
+    """Median wall time of ``runs`` calls after ``warmup`` calls; returns (median, all times, last result)."""
+    out = None
+    for _ in range(warmup):
+        out = fn()
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), times, out
+
+
+def peak_rss_gb() -> float:
+    """Peak resident memory of this process so far, in GB (Linux reports kilobytes)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+
+
+def run_isolated(script: str, args: list[str]) -> dict[str, Any]:
+    """Run ``python script *args`` in a fresh process; its last stdout line must be a JSON object."""
+    env = dict(os.environ)
+    proc = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, env=env, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{script} {args} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def machine_line() -> str:
+    """One line that says where the numbers come from."""
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return (
+        f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads, "
+        f"capability {torch.backends.cpu.get_cpu_capability()}), cuda={torch.cuda.is_available()}"
+    )
