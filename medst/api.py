@@ -281,6 +281,9 @@ class Bundle:
             raise ValueError(f"{self.weights_file} does not fit the bundle's {key}: {e}") from e
         self.network = network.to(self.device).eval()
         self.inferer = self._build_inferer(parser)
+        pre = parser.get_parsed_content("preprocessing") if "preprocessing" in parser else None
+        pre_transforms = pre.flatten().transforms if hasattr(pre, "flatten") else ()
+        self._frames_in_channels = any(type(t).__name__ in ("ChannelToTime", "ChannelToTimed") for t in pre_transforms)
         logger.info("loaded bundle %s (%s) on %s", self.name, self.path, self.device)
 
     # ------------------------------------------------------------------ bundle files and config
@@ -427,6 +430,15 @@ class Bundle:
         affine = x.affine.clone() if isinstance(x, MetaTensor) else None
         t = torch.as_tensor(x.as_tensor() if isinstance(x, MetaTensor) else x)
         n = self.spatial_ndim
+        if channel_first is None and self._frames_in_channels:
+            # a 4D-scan bundle: its preprocessing moves the channel axis to time (ChannelToTimed), so the array is
+            # (T, X, Y, Z) as EnsureChannelFirstd leaves a 4D NIfTI; metadata lists T, X, Y, Z as spatial axes
+            if n is not None and t.ndim != n:
+                raise ValueError(
+                    f"array of shape {tuple(t.shape)}: this bundle moves channels to time, give (T, *spatial) with "
+                    f"{n} axes in all, frames first"
+                )
+            channel_first = True
         if channel_first is None:
             if n is None:
                 raise ValueError(

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["make_tiny_bundle", "make_tiny_video_bundle"]
+__all__ = ["make_tiny_bundle", "make_tiny_video_bundle", "make_tiny_4d_bundle"]
 
 PREPROCESSING = {
     "_target_": "Compose",
@@ -204,4 +204,51 @@ def make_tiny_video_bundle(root: str | Path, name: str = "tiny_video_seg") -> Pa
         meta["network_data_format"][io][key]["spatial_shape"] = [4, 16, 16]
     (bundle / "configs" / "inference.json").write_text(json.dumps(cfg, indent=2))
     (bundle / "configs" / "metadata.json").write_text(json.dumps(meta, indent=2))
+    return bundle
+
+
+def make_tiny_4d_bundle(root: str | Path, name: str = "tiny_4d_seg") -> Path:
+    """A 4D-scan bundle: (T, X, Y, Z) after EnsureChannelFirstd -> ChannelToTimed (1, T, X, Y, Z) -> a small ConvGRU
+    RecurrentSegNet streamed over time -> labels inverted back to (T, X, Y, Z) and saved as a 4D NIfTI."""
+    cfg = inference_config()
+    cfg["network_def"] = {
+        "_target_": "medst.networks.nets.RecurrentSegNet",
+        "spatial_dims": 3,
+        "in_channels": 1,
+        "out_channels": 2,
+        "channels": [4, 8],
+        "cell": "gru",
+        "recurrent_levels": 1,
+    }
+    cfg["preprocessing"] = {
+        "_target_": "Compose",
+        "transforms": [
+            {"_target_": "LoadImaged", "keys": "image"},
+            {"_target_": "EnsureChannelFirstd", "keys": "image"},
+            {"_target_": "medst.transforms.ChannelToTimed", "keys": "image"},
+            {"_target_": "NormalizeIntensityd", "keys": "image"},
+        ],
+    }
+    cfg["inferer"] = {
+        "_target_": "medst.inferers.StreamingInferer",
+        "roi_size": [24, 24, 4],  # one tile over functional.nii's 17 x 21 x 3 volumes: cheap on a busy CPU
+        "time_chunk": 10,
+        "overlap": 0.25,
+    }
+    post = json.loads(json.dumps(POSTPROCESSING))
+    activation, invert, discrete, save = post["transforms"]
+    post["transforms"] = [activation, discrete, dict(invert, nearest_interp=True), save]
+    cfg["postprocessing"] = post
+    bundle = make_tiny_bundle(root, name=name)
+    meta = {**METADATA, "name": name, "task": "Tiny 4D segmentation for tests"}
+    meta = json.loads(json.dumps(meta))
+    for io, key in (("inputs", "image"), ("outputs", "pred")):
+        meta["network_data_format"][io][key]["spatial_shape"] = ["*", "*", "*", "*"]
+    (bundle / "configs" / "inference.json").write_text(json.dumps(cfg, indent=2))
+    (bundle / "configs" / "metadata.json").write_text(json.dumps(meta, indent=2))
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser(cfg)
+    torch.manual_seed(0)
+    torch.save(parser.get_parsed_content("network_def").state_dict(), bundle / "models" / "model.pt")
     return bundle

@@ -339,8 +339,9 @@ def test_real_bundle(bundle, sample, tmp_path):
     """Every bundle of the repository that has weights predicts in its input's space and resumes."""
     from medst.api import SUPPORTED_SUFFIXES, VIDEO_SUFFIXES, _suffix
 
-    if bundle is None or not (bundle / "models" / "model.pt").is_file():
-        pytest.skip("no bundle with models/model.pt in bundles/ yet")
+    needed = ("models/model.pt", "configs/metadata.json", "configs/inference.json")
+    if bundle is None or not all((bundle / f).is_file() for f in needed):
+        pytest.skip(f"no complete bundle ({', '.join(needed)}) in bundles/ yet")
     samples = sorted(f for f in (bundle / "sample").glob("*") if _suffix(f) in SUPPORTED_SUFFIXES)
     kind = bundle_info(bundle)["inputs"].get("image", {}).get("type", "image")
     if samples:
@@ -386,3 +387,23 @@ def test_precision_goes_to_a_medst_inferer(t1, tmp_path):
     a, b = ref.predict(t1), bf16.predict(t1)
     assert a.shape == b.shape == (1, 33, 41, 25)
     assert (a == b).float().mean().item() > 0.99  # random weights: a few near-tie voxels may flip
+
+
+def test_4d_scan_keeps_time_spacing(sample, tmp_path):
+    from _tiny_bundle import make_tiny_4d_bundle
+
+    pytest.importorskip("medst.transforms")
+    src = sample("fmri_functional")  # 17 x 21 x 3 x 20 frames, TR 2 s
+    four_d = load_bundle(make_tiny_4d_bundle(tmp_path), device="cpu")
+    pred = four_d.predict(src, output_dir=tmp_path / "out")
+    img, out = nib.load(src), nib.load(tmp_path / "out" / "functional_seg.nii.gz")
+    # Invertd undoes ChannelToTimed: (T, X, Y, Z) in memory, (X, Y, Z, T) on disk with the input's TR
+    assert tuple(pred.shape) == (20, 17, 21, 3) and out.shape == img.shape
+    assert out.header.get_zooms() == pytest.approx(img.header.get_zooms())
+    np.testing.assert_allclose(out.affine, img.affine, atol=1e-5)
+    assert set(np.unique(np.asarray(out.dataobj))) <= {0, 1}
+    # an array is (T, X, Y, Z) for such a bundle, as EnsureChannelFirstd leaves a 4D NIfTI
+    arr = np.moveaxis(np.asarray(img.dataobj, dtype=np.float32), -1, 0)
+    np.testing.assert_array_equal(four_d.predict(arr).numpy(), pred.numpy())
+    with pytest.raises(ValueError, match="frames first"):
+        four_d.predict(arr[0])
