@@ -51,6 +51,7 @@ __all__ = [
     "read_video",
     "write_video",
     "video_info",
+    "count_frames",
     "is_dicom_cine",
     "register_video_io",
 ]
@@ -145,8 +146,25 @@ def video_info(path: str | os.PathLike) -> dict[str, Any]:
             "width": int(stream.codec_context.width),
             "codec": stream.codec_context.name,
             "pix_fmt": stream.codec_context.pix_fmt,
+            "duration": float(stream.duration * stream.time_base) if stream.duration and stream.time_base
+            else (container.duration / 1e6 if container.duration else None),
             "av_version": av.__version__,
         }
+
+
+def count_frames(path: str | os.PathLike) -> int:
+    """The number of frames of a video or DICOM cine without decoding any.
+
+    Uses the container's frame count when it stores one (mp4, avi, DICOM), else counts the video packets (mkv,
+    webm, gif: one packet per frame), which reads the file but decodes nothing.
+    """
+    info = video_info(path)
+    if info["num_frames"]:
+        return int(info["num_frames"])
+    p = Path(path)
+    with _open_container(p) as container:
+        stream = _video_stream(container, p)
+        return sum(1 for packet in container.demux(stream) if packet.size)
 
 
 def _import_av():
