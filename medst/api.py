@@ -191,6 +191,22 @@ def _single(items: list) -> Any:
     return items[0]
 
 
+class _InvertIfInPreprocessedGrid:
+    """The Invertd that medst adds to a bundle whose postprocessing has none, applied only while ``pred`` still lies
+    in the preprocessed image's grid (same shape after the channel): a bundle that already moved it elsewhere
+    (e.g. ``TimeToChanneld`` after a ``ChannelToTimed``) is left as it is."""
+
+    def __init__(self, invert):
+        self.invert = invert
+
+    def __call__(self, data: dict) -> dict:
+        pred, image = data.get("pred"), data.get("image")
+        if pred is None or image is None or tuple(pred.shape[1:]) != tuple(image.shape[1:]):
+            logger.debug("pred is no longer in the preprocessed grid: not inverted by medst")
+            return data
+        return self.invert(data)
+
+
 class _Preprocess:
     """Dispatch an item to the full preprocessing (a path) or to the one without ``LoadImaged`` (an array)."""
 
@@ -375,7 +391,8 @@ class Bundle:
         if invertible and not any(isinstance(t, Invertd) for t in post_list):
             at = next((i for i, t in enumerate(post_list) if isinstance(t, SaveImaged)), len(post_list))
             labels = any(isinstance(t, AsDiscreted) for t in post_list[:at])
-            post_list.insert(at, Invertd(keys="pred", transform=pre, orig_keys="image", nearest_interp=labels))
+            invert = Invertd(keys="pred", transform=pre, orig_keys="image", nearest_interp=labels)
+            post_list.insert(at, _InvertIfInPreprocessedGrid(invert))
         if output_dir is not None and not savers:
             saver = SaveImaged(
                 keys="pred", output_dir=str(output_dir), output_postfix="seg", separate_folder=False, resample=False

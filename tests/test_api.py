@@ -407,3 +407,26 @@ def test_4d_scan_keeps_time_spacing(sample, tmp_path):
     np.testing.assert_array_equal(four_d.predict(arr).numpy(), pred.numpy())
     with pytest.raises(ValueError, match="frames first"):
         four_d.predict(arr[0])
+
+
+def test_bundle_that_moves_time_back_itself(sample, tmp_path):
+    """No Invertd, but TimeToChanneld in the postprocessing: medst must not invert ChannelToTimed a second time."""
+    import json
+
+    from _tiny_bundle import make_tiny_4d_bundle
+
+    pytest.importorskip("medst.transforms")
+    bundle = make_tiny_4d_bundle(tmp_path, name="own_inverse")
+    cfg = json.loads((bundle / "configs" / "inference.json").read_text())
+    activation, discrete, _, save = cfg["postprocessing"]["transforms"]
+    cfg["postprocessing"]["transforms"] = [
+        activation,
+        discrete,
+        {"_target_": "medst.transforms.TimeToChanneld", "keys": "pred"},
+        save,
+    ]
+    (bundle / "configs" / "inference.json").write_text(json.dumps(cfg))
+    src = sample("fmri_functional")
+    pred = load_bundle(bundle, device="cpu").predict(src, output_dir=tmp_path / "out")
+    assert tuple(pred.shape) == (20, 17, 21, 3)
+    assert nib.load(tmp_path / "out" / "functional_seg.nii.gz").shape == nib.load(src).shape
