@@ -76,12 +76,10 @@ def dice(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def variants(roi: int, compile: bool) -> dict[str, VolumeInferer]:
     common = dict(roi_size=roi, sw_batch_size=1, overlap=0.5, progress=False)
-    out = {
-        "medst fp32": VolumeInferer(precision="fp32", **common),
-        "medst auto": VolumeInferer(precision="auto", **common),
-    }
+    out = {"medst auto": VolumeInferer(precision="auto", **common)}
     if compile:
         out["medst auto+compile"] = VolumeInferer(precision="auto", compile=True, **common)
+    out["medst fp32"] = VolumeInferer(precision="fp32", **common)
     return out
 
 

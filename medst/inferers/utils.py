@@ -143,14 +143,21 @@ _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _weights_key(module: torch.nn.Module) -> tuple:
-    return tuple((t.data_ptr(), t._version) for t in module.parameters())
+    """Identity and in-place version of every parameter (an optimizer step or ``load_state_dict`` bumps it)."""
+    return tuple((id(t), t._version) for t in module.parameters())
 
 
 def _compiled(module: torch.nn.Module, key: tuple) -> Callable:
+    """``torch.compile(module)``, cached per network and settings; reset when the (frozen) weights changed."""
     cache = _COMPILED.setdefault(module, {})
-    full_key = (*key, _weights_key(module))
+    weights = _weights_key(module)
+    if cache and next(iter(cache))[-1] != weights:
+        # frozen weights are constants of the compiled graphs: drop them all (dynamo caches per code object)
+        logger.warning("the network's weights changed since it was compiled: recompiling (torch._dynamo.reset()).")
+        cache.clear()
+        torch._dynamo.reset()
+    full_key = (*key, weights)
     if full_key not in cache:
-        cache.clear()  # weights or settings changed: the frozen graph is stale
         if module.training:
             logger.warning("compiling a network in training mode; call network.eval() for inference.")
         cache[full_key] = torch.compile(module)
@@ -463,12 +470,33 @@ def _stitch_labels(
 # ----------------------------------------------------------------------------------------------------------------
 # the volume inferer
 # ----------------------------------------------------------------------------------------------------------------
-def _fits_on_gpu(device: torch.device, nbytes: int, fraction: float = 0.8) -> bool:
-    try:
-        free, _ = torch.cuda.mem_get_info(device)
-    except Exception:  # noqa: BLE001  (no CUDA, or a device without the query)
-        return True
-    return nbytes < fraction * free
+def _guess_out_channels(predictor: Any) -> int | None:
+    """The network's number of output channels: its ``out_channels``, else that of its last convolution."""
+    k = getattr(predictor, "out_channels", None)
+    if isinstance(k, int):
+        return k
+    if isinstance(predictor, torch.nn.Module):
+        convs = [m for m in predictor.modules() if isinstance(m, torch.nn.modules.conv._ConvNd)]
+        if convs:
+            return int(convs[-1].out_channels)
+    return None
+
+
+def _output_device(
+    out_dev: torch.device, nbytes: int | None, free_bytes: int | None = None, fraction: float = 0.8
+) -> torch.device:
+    """Keep a CUDA output on the GPU only when ``nbytes`` fit in ``fraction`` of its free memory."""
+    if out_dev.type != "cuda" or nbytes is None:
+        return out_dev
+    if free_bytes is None:
+        try:
+            free_bytes, _ = torch.cuda.mem_get_info(out_dev)
+        except Exception:  # noqa: BLE001  (no CUDA, or a device without the query)
+            return out_dev
+    if nbytes < fraction * free_bytes:
+        return out_dev
+    logger.info("the output (%.2f GB) would not fit on %s: stitching on the CPU", nbytes / 1e9, out_dev)
+    return torch.device("cpu")
 
 
 def _run_with_oom_fallback(run: Callable[..., torch.Tensor], attempts: list[dict[str, Any]]) -> torch.Tensor:
@@ -609,13 +637,17 @@ def sliding_window_volume(
         compile=compile,
         pad_batch_to=sw_batch_size,
     )
-    if out_dev.type == "cuda" and output != "labels":
-        k = getattr(predictor, "out_channels", None)
-        if isinstance(k, int):
-            nbytes = 4 * (k + 1) * x.shape[0] * x[0, 0].numel() * (2 if output == "probs" else 1)
-            if not _fits_on_gpu(out_dev, nbytes):
-                logger.info("the output (%.1f GB) would not fit on %s: stitching on the CPU", nbytes / 1e9, out_dev)
-                out_dev = torch.device("cpu")
+    if out_dev.type == "cuda":
+        # float32 logits + count map (+ softmax copy); label maps need a band of logits and one byte per voxel
+        k = _guess_out_channels(predictor)
+        vox = x.shape[0] * x[0, 0].numel()
+        if output == "labels":
+            nbytes = vox
+        elif k is not None:
+            nbytes = 4 * vox * ((k + 1) if output == "logits" else (2 * k + 1))
+        else:
+            nbytes = None
+        out_dev = _output_device(out_dev, nbytes)
     show = bool(progress)
     logger.info(
         "sliding window: inputs %s, roi %s, precision %s (%s), output %s, windows on %s, stitched on %s",

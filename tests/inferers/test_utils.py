@@ -176,3 +176,15 @@ def test_compile_with_freezing_matches_eager():
     ref = sliding_window_volume(x, (8, 8, 8), 3, net, overlap=0.5, precision="fp32")
     y = sliding_window_volume(x, (8, 8, 8), 3, net, overlap=0.5, precision="fp32", compile=True)
     torch.testing.assert_close(y, ref, atol=1e-4, rtol=1e-4)
+
+
+def test_output_device_plan():
+    from medst.inferers.utils import _guess_out_channels, _output_device
+
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert _output_device(cuda, 10**10, free_bytes=10**9) == cpu  # too big for the GPU: stitch on the CPU
+    assert _output_device(cuda, 10**8, free_bytes=10**9) == cuda
+    assert _output_device(cpu, 10**12, free_bytes=1) == cpu
+    assert _guess_out_channels(_Net(k=7)) == 7
+    assert _guess_out_channels(nn.Sequential(nn.Conv3d(1, 3, 1), nn.ReLU(), nn.Conv3d(3, 5, 1))) == 5
+    assert _guess_out_channels(lambda a: a) is None
