@@ -14,6 +14,22 @@ prediction is inverted back into the input's space (affine, orientation, spacing
 that ``python -m monai.bundle run`` would use. Weights are read with ``torch.load(..., weights_only=True)``:
 tensors only, never arbitrary pickled objects.
 
+What a bundle's ``configs/inference.json`` must provide for :func:`load_bundle`:
+
+- ``network_def`` (or ``network``): the network, whose ``state_dict`` is ``models/model.pt`` (a plain state dict,
+  or ``{"model": state_dict}``);
+- ``preprocessing``: a ``Compose`` of dict transforms on the key ``"image"`` that starts with ``LoadImaged``
+  (array inputs skip it and enter already channel-first);
+- ``inferer``: a MONAI ``Inferer`` called as ``inferer(image_batch, network)`` that returns the logits (or labels)
+  as ``(1, K, *spatial)``; ``roi_size``, ``overlap``, ``sw_batch_size`` and ``precision`` are overridden by name;
+- ``postprocessing``: a ``Compose`` on the key ``"pred"`` (with the preprocessed ``"image"`` beside it), usually
+  ``Activationsd``/``AsDiscreted``, ``Invertd(keys="pred", transform="@preprocessing", orig_keys="image")`` and
+  ``SaveImaged(keys="pred", output_dir="@output_dir", ...)`` (several are fine: a NIfTI, a label video, an
+  overlay); where there is no ``Invertd`` medst adds one before the first ``SaveImaged`` (acting only while
+  ``pred`` is still in the preprocessed grid), and where there is no ``SaveImaged`` it saves ``pred`` itself;
+- the keys ``bundle_root``, ``device`` and ``output_dir``, which medst sets. ``configs/metadata.json`` is read for
+  the name and, for array inputs, ``network_data_format.inputs.image.spatial_shape`` (how many axes follow C).
+
 Importing this module is cheap: torch and MONAI are imported when a bundle is loaded.
 """
 

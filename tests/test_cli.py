@@ -109,3 +109,13 @@ def test_console_entry_point_help():
         [sys.executable, "-m", "medst.cli", "predict", "--help"], capture_output=True, text=True, timeout=120
     )
     assert out.returncode == 0 and "--output-dir" in out.stdout and "--num-workers" in out.stdout
+
+
+def test_cuda_asked_without_cuda(bundles, tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    argv = ["predict", "-b", str(bundles / "tiny_seg"), "x.nii.gz", "-o", str(tmp_path), "--device", "cuda"]
+    assert main(argv) == 1
+    assert "torch.cuda.is_available() is False" in capsys.readouterr().err
