@@ -19,7 +19,7 @@ What a bundle's ``configs/inference.json`` must provide for :func:`load_bundle`:
 - ``network_def`` (or ``network``): the network, whose ``state_dict`` is ``models/model.pt`` (a plain state dict,
   or ``{"model": state_dict}``);
 - ``preprocessing``: a ``Compose`` of dict transforms on the key ``"image"`` that starts with ``LoadImaged``
-  (array inputs skip it and enter already channel-first);
+  (array inputs skip it and ``EnsureChannelFirstd``: they enter channel-first);
 - ``inferer``: a MONAI ``Inferer`` called as ``inferer(image_batch, network)`` that returns the logits (or labels)
   as ``(1, K, *spatial)``; ``roi_size``, ``overlap``, ``sw_batch_size`` and ``precision`` are overridden by name;
 - ``postprocessing``: a ``Compose`` on the key ``"pred"`` (with the preprocessed ``"image"`` beside it), usually
@@ -64,8 +64,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: file suffixes of scans that MONAI's ``LoadImage`` reads (nibabel, ITK, pydicom).
-IMAGE_SUFFIXES: tuple[str, ...] = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".nhdr", ".dcm", ".dicom")
+#: file suffixes of scans and arrays that MONAI's ``LoadImage`` reads (nibabel, ITK, pydicom, numpy).
+IMAGE_SUFFIXES: tuple[str, ...] = (
+    ".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".nhdr", ".dcm", ".dicom", ".npy", ".npz"
+)
 #: file suffixes of videos read by ``medst.data.VideoReader``.
 VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif", ".m4v")
 #: what a folder input is searched for.
@@ -388,7 +390,15 @@ class Bundle:
 
     def _transforms(self, parser, output_dir):
         """(full preprocessing, preprocessing without LoadImaged, postprocessing, SaveImaged transforms)."""
-        from monai.transforms import AsDiscreted, Compose, InvertibleTransform, Invertd, LoadImaged, SaveImaged
+        from monai.transforms import (
+            AsDiscreted,
+            Compose,
+            EnsureChannelFirstd,
+            InvertibleTransform,
+            Invertd,
+            LoadImaged,
+            SaveImaged,
+        )
 
         def as_compose(key):
             if key not in parser:
@@ -397,7 +407,9 @@ class Bundle:
             return obj if isinstance(obj, Compose) else Compose(list(obj) if isinstance(obj, Sequence) else [obj])
 
         pre = as_compose("preprocessing")
-        pre_arrays = Compose([t for t in pre.transforms if not isinstance(t, LoadImaged)])
+        # arrays enter channel-first already (see _array_item): no loading, no EnsureChannelFirstd (which, with a
+        # fixed channel_dim such as "no_channel", would add a second channel axis)
+        pre_arrays = Compose([t for t in pre.transforms if not isinstance(t, (LoadImaged, EnsureChannelFirstd))])
         post_list = list(as_compose("postprocessing").transforms)
         savers = [t for t in post_list if isinstance(t, SaveImaged)]
         if output_dir is None:
@@ -531,9 +543,9 @@ class Bundle:
         Args:
             inputs: a file path, a folder (every file with a :data:`SUPPORTED_SUFFIXES` suffix in it, sorted), a
                 list of paths and arrays, a numpy array or a torch tensor / ``MetaTensor``. An array replaces what
-                ``LoadImaged`` would load and must be channel-first, ``(C, *spatial)``, or spatial-only for one
-                channel (a MetaTensor keeps its affine and ``filename_or_obj``; a numpy array gets an identity affine
-                and is named ``array_<i>``). For a 4D-scan bundle whose preprocessing moves channels to time
+                ``LoadImaged`` and ``EnsureChannelFirstd`` would give: channel-first, ``(C, *spatial)``, or
+                spatial-only for one channel (a MetaTensor keeps its affine and ``filename_or_obj``; a numpy array
+                gets an identity affine and is named ``array_<i>``). For a 4D-scan bundle whose preprocessing moves channels to time
                 (``ChannelToTimed``), ``C`` is the frame axis, as ``EnsureChannelFirstd`` leaves a 4D NIfTI.
             output_dir: where the bundle's ``SaveImaged`` writes (its ``@output_dir``); ``None``: write nothing.
             overwrite: when ``False``, an input whose output already exists is skipped before inference (so a killed
