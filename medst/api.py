@@ -545,8 +545,9 @@ class Bundle:
                 list of paths and arrays, a numpy array or a torch tensor / ``MetaTensor``. An array replaces what
                 ``LoadImaged`` and ``EnsureChannelFirstd`` would give: channel-first, ``(C, *spatial)``, or
                 spatial-only for one channel (a MetaTensor keeps its affine and ``filename_or_obj``; a numpy array
-                gets an identity affine and is named ``array_<i>``). For a 4D-scan bundle whose preprocessing moves channels to time
-                (``ChannelToTimed``), ``C`` is the frame axis, as ``EnsureChannelFirstd`` leaves a 4D NIfTI.
+                gets an identity affine and is named ``array_<i>``). For a 4D-scan bundle whose preprocessing
+                moves channels to time (``ChannelToTimed``), ``C`` is the frame axis, as ``EnsureChannelFirstd``
+                leaves a 4D NIfTI: ``(T, X, Y, Z)``.
             output_dir: where the bundle's ``SaveImaged`` writes (its ``@output_dir``); ``None``: write nothing.
             overwrite: when ``False``, an input whose output already exists is skipped before inference (so a killed
                 batch resumes where it stopped) and its saved output is read back.
