@@ -43,6 +43,7 @@ import logging
 import os
 import pickle
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -251,6 +252,8 @@ class Bundle:
             A network with a fixed input size (UNETR's ``img_size``) only takes the size it was built for.
         overlap: sliding-window overlap, overriding the inferer's ``overlap``.
         sw_batch_size: windows per network call, overriding the inferer's ``sw_batch_size``.
+        config_overrides: config ids set before parsing, ``{"overlay": True, "inferer#mode": "constant"}``
+            (``#`` separates nested keys, as in ``python -m monai.bundle run --key value``).
 
     Raises:
         FileNotFoundError: the folder, its config, metadata or weights are missing.
@@ -268,6 +271,7 @@ class Bundle:
         roi_size: Sequence[int] | int | None = None,
         overlap: float | None = None,
         sw_batch_size: int | None = None,
+        config_overrides: Mapping[str, Any] | None = None,
     ) -> None:
         import torch
 
@@ -292,6 +296,10 @@ class Bundle:
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("device 'cuda' was asked for but torch.cuda.is_available() is False; use device='cpu'")
         self.precision = precision
+        self.config_overrides = dict(config_overrides or {})
+        fixed = sorted({"bundle_root", "device", "output_dir"} & set(self.config_overrides))
+        if fixed:
+            raise ValueError(f"set {fixed} through the path/device/output_dir arguments, not config_overrides")
         overrides: dict[str, Any] = {}
         if roi_size is not None:
             # an int means every axis of the bundle inferer's own roi_size (see _build_inferer)
@@ -357,6 +365,8 @@ class Bundle:
         parser["bundle_root"] = str(self.path)
         parser["device"] = f"$torch.device({str(self.device)!r})"
         parser["output_dir"] = str(Path(output_dir).expanduser()) if output_dir is not None else str(self.path / "eval")
+        for key, value in self.config_overrides.items():
+            parser[key] = value
         return parser
 
     def _build_inferer(self, parser):
@@ -567,16 +577,22 @@ class Bundle:
             TypeError: an input of an unsupported type.
             ValueError: an empty folder or list, or an array whose layout does not fit the network.
         """
+        items, many = self._collect(inputs, channel_first)
+        if output_dir is not None:
+            output_dir = Path(output_dir).expanduser()
+            output_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="medst_") as scratch:
+            # without output_dir, whatever the postprocessing writes besides SaveImaged (an overlay...) goes to a
+            # scratch folder removed afterwards
+            parser = self._parser(output_dir if output_dir is not None else scratch)
+            return self._run(parser, items, many, output_dir, overwrite, num_workers, return_predictions, progress)
+
+    def _run(self, parser, items, many, output_dir, overwrite, num_workers, return_predictions, progress) -> Any:
         import torch
         from monai.data import DataLoader, Dataset, MetaTensor
         from monai.transforms import LoadImage
         from tqdm.auto import tqdm
 
-        items, many = self._collect(inputs, channel_first)
-        if output_dir is not None:
-            output_dir = Path(output_dir).expanduser()
-            output_dir.mkdir(parents=True, exist_ok=True)
-        parser = self._parser(output_dir)
         pre, pre_arrays, post, savers = self._transforms(parser, output_dir)
 
         results: list[Any] = [None] * len(items)
@@ -661,6 +677,6 @@ def load_bundle(path: str | os.PathLike, **kwargs: Any) -> Bundle:
         path: bundle folder (``configs/inference.json``, ``configs/metadata.json``, ``models/model.pt``), or the
             name of a folder in the repository's ``bundles/``.
         kwargs: ``device``, ``config_file``, ``weights``, ``precision``, ``roi_size``, ``overlap``,
-            ``sw_batch_size``: see :class:`Bundle`.
+            ``sw_batch_size``, ``config_overrides``: see :class:`Bundle`.
     """
     return Bundle(path, **kwargs)

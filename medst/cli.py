@@ -4,6 +4,7 @@
 
     medst predict --bundle bundles/<name> scan.nii.gz more/ --output-dir out/ [--device cpu] [--precision bf16]
                   [--roi 96,96,96] [--overlap 0.5] [--sw-batch-size 2] [--overwrite] [--num-workers 2]
+                  [--set KEY=VALUE ...]
     medst list [--bundles-dir DIR]
     medst info BUNDLE [--json]
 
@@ -37,6 +38,17 @@ def _roi(text: str) -> list[int] | int:
     return parts[0] if len(parts) == 1 else parts
 
 
+def _key_value(text: str) -> tuple[str, Any]:
+    """``"overlay=true"`` -> ("overlay", True); ``"inferer#mode=constant"`` -> ("inferer#mode", "constant")."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"--set takes KEY=VALUE, got {text!r}")
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``medst`` argument parser (sub-commands ``predict``, ``list``, ``info``)."""
     from . import __version__
@@ -65,6 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-workers", type=int, default=0, help="data-loading workers (default 0)")
     p.add_argument("--config-file", default=None, help="inference config (default configs/inference.json)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        type=_key_value,
+        metavar="KEY=VALUE",
+        help="override a config id before parsing (VALUE read as JSON when it parses): --set overlay=true",
+    )
 
     ls = sub.add_parser("list", help="list the bundles and the registered networks")
     ls.add_argument("--bundles-dir", default=None, help="folder of bundles (default: the repository's bundles/)")
@@ -88,6 +108,7 @@ def _predict(args: argparse.Namespace) -> int:
         roi_size=args.roi,
         overlap=args.overlap,
         sw_batch_size=args.sw_batch_size,
+        config_overrides=dict(args.set),
     )
     paths = bundle.predict(
         list(args.inputs),

@@ -443,3 +443,32 @@ def test_bundle_that_moves_time_back_itself(sample, tmp_path):
     pred = load_bundle(bundle, device="cpu").predict(src, output_dir=tmp_path / "out")
     assert tuple(pred.shape) == (20, 17, 21, 3)
     assert nib.load(tmp_path / "out" / "functional_seg.nii.gz").shape == nib.load(src).shape
+
+
+def _bundle_with_side_output(root):
+    """The tiny bundle whose postprocessing also writes ``@output_dir/@marker_name`` (like an overlay PNG)."""
+    import json
+
+    bundle = make_tiny_bundle(root, name="side_output")
+    cfg = json.loads((bundle / "configs" / "inference.json").read_text())
+    cfg["marker_name"] = "marker.txt"
+    writer = "$lambda d: (open(os.path.join(@output_dir, @marker_name), 'w').write('x'), d)[1]"
+    cfg["postprocessing"]["transforms"].append({"_target_": "Lambda", "func": writer})
+    cfg["imports"].append("$import os")
+    (bundle / "configs" / "inference.json").write_text(json.dumps(cfg))
+    return bundle
+
+
+def test_side_outputs_and_config_overrides(t1, tmp_path, monkeypatch):
+    bundle = _bundle_with_side_output(tmp_path / "bundles")
+    monkeypatch.chdir(tmp_path)
+    b = load_bundle(bundle, device="cpu")
+    b.predict(t1)  # no output_dir: the side output goes to a scratch folder that is removed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundles"] and not (bundle / "eval").exists()
+    b.predict(t1, output_dir=tmp_path / "out")
+    assert (tmp_path / "out" / "marker.txt").is_file()
+    renamed = load_bundle(bundle, device="cpu", config_overrides={"marker_name": "other.txt"})
+    renamed.predict(t1, output_dir=tmp_path / "out2")
+    assert (tmp_path / "out2" / "other.txt").is_file() and not (tmp_path / "out2" / "marker.txt").exists()
+    with pytest.raises(ValueError, match="not config_overrides"):
+        load_bundle(bundle, config_overrides={"output_dir": "x"})

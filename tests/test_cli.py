@@ -119,3 +119,12 @@ def test_cuda_asked_without_cuda(bundles, tmp_path, capsys):
     argv = ["predict", "-b", str(bundles / "tiny_seg"), "x.nii.gz", "-o", str(tmp_path), "--device", "cuda"]
     assert main(argv) == 1
     assert "torch.cuda.is_available() is False" in capsys.readouterr().err
+
+
+def test_set_overrides_config(bundles, sample, tmp_path, capsys):
+    t1 = str(sample("anatomical_t1"))
+    argv = ["predict", "-b", str(bundles / "tiny_seg"), t1, "-o", str(tmp_path), "--no-progress"]
+    assert main([*argv, "--set", "postprocessing#transforms#3#output_postfix=mask"]) == 0
+    assert (tmp_path / "anatomical_mask.nii.gz").is_file()
+    assert main([*argv, "--set", "novalue"]) == 2
+    assert "--set takes KEY=VALUE" in capsys.readouterr().err
