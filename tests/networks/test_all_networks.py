@@ -12,6 +12,15 @@ NOT_SCRIPTABLE: dict[str, str] = {}
 
 NAMES = list_networks()
 
+# Scripting is slow (seconds per network); the default run scripts one builder per class and code path, the others
+# run with `pytest -m slow`.
+SCRIPT_FAST = {
+    "convlstm", "convgru", "convlstm_bidirectional", "convlstm_residual", "convlstm_seg_small", "convlstm_seg4d_small",
+    "convlstm_forecaster", "e3d_lstm_forecaster", "highresnet", "dilated_classifier", "unetr_small", "c3d", "mc3_18",
+    "r2plus1d_18", "ir_csn_50", "r3d_18_seg",
+}
+SCRIPT_PARAMS = [n if n in SCRIPT_FAST else pytest.param(n, marks=pytest.mark.slow) for n in NAMES]
+
 
 def _forward(net, x):
     y = net(x)
@@ -37,7 +46,7 @@ def test_forward_backward(name):
     assert any(g is not None and g.abs().sum() > 0 for g in grads)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", SCRIPT_PARAMS)
 def test_torchscript(name):
     if name in NOT_SCRIPTABLE:
         pytest.skip(f"{name} does not script: {NOT_SCRIPTABLE[name]}")
@@ -52,7 +61,10 @@ def test_torchscript(name):
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
 
 
-def test_every_registered_name_builds_with_its_defaults_signature():
-    # the builders accept overrides of their defaults (timm's dict(defaults, **kwargs) rule)
+def test_script_set_names_exist():
+    assert SCRIPT_FAST <= set(NAMES) and set(NOT_SCRIPTABLE) <= set(NAMES)
+
+
+def test_every_builder_has_a_docstring():
     for name in NAMES:
         assert get_network_entry(name).builder.__doc__, f"{name}: its builder needs a docstring"

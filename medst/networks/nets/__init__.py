@@ -5,9 +5,10 @@ from __future__ import annotations
 from .convrnn import ConvRNN, RecurrentDirection, RecurrentLayer
 from .e3d_lstm import E3DLSTM
 from .encoder_forecaster import EncoderForecaster
-from .dilated import DilatedResidualBlock, DilatedSegNet
+from .dilated import DilatedClassifier, DilatedResidualBlock, DilatedSegNet
 from .recurrent_segnet import RecurrentSegNet
 from .unetr import UNETR
+from .video_resnet import C3D, VideoResNet, VideoSegNet
 
 __all__ = [
     "ConvRNN",
@@ -16,7 +17,11 @@ __all__ = [
     "RecurrentSegNet",
     "DilatedResidualBlock",
     "DilatedSegNet",
+    "DilatedClassifier",
     "UNETR",
     "EncoderForecaster",
     "E3DLSTM",
+    "C3D",
+    "VideoResNet",
+    "VideoSegNet",
 ]

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Union
 
 import torch
 import torch.nn as nn
-from monai.networks.layers.factories import Conv
+from monai.networks.layers.factories import Conv, Pool
 from monai.networks.layers.utils import get_act_layer, get_norm_layer
 
 from medst.networks.registry import register_network
 
-__all__ = ["DilatedResidualBlock", "DilatedSegNet", "highresnet", "dilated_context"]
+__all__ = [
+    "DilatedResidualBlock",
+    "DilatedSegNet",
+    "DilatedClassifier",
+    "highresnet",
+    "dilated_context",
+    "dilated_classifier",
+]
 
 
 class DilatedResidualBlock(nn.Module):
@@ -142,6 +149,102 @@ class DilatedSegNet(nn.Module):
         return self.head(self.body(self.stem(x)))
 
 
+class DilatedClassifier(nn.Module):
+    """Classification network of dilated 3D convolutions for brain MRI, after Wang et al. 2019, "Dilated 3D
+    Convolutional Neural Networks for Brain MRI Data Classification" (IEEE Access): stages of dilated residual blocks
+    (growing dilation widens the receptive field without more parameters), each followed by a stride-2 max pool,
+    then global average pooling, dropout and a linear classifier.
+
+    The stage layout here is generic (channels, dilations, blocks per stage are arguments); the defaults are a small
+    4-stage network, not a copy of the paper's exact layer table, which was not available to check.
+
+    Args:
+        spatial_dims: 3 for scans (2 works too).
+        in_channels: input channels.
+        out_channels: classes.
+        channels: channels per stage.
+        dilations: dilation per stage.
+        blocks_per_stage: residual blocks per stage.
+        kernel_size, norm, act: as in :class:`DilatedSegNet`.
+        dropout: dropout before the classifier.
+        features_only: forward returns each stage's features (before its pool) instead of logits.
+
+    Shapes: (B, C, *spatial) -> logits (B, K).
+
+    Example::
+
+        net = DilatedClassifier(3, 1, 2)
+        logits = net(torch.rand(2, 1, 64, 64, 64))   # (2, 2)
+    """
+
+    def __init__(
+        self,
+        spatial_dims: int = 3,
+        in_channels: int = 1,
+        out_channels: int = 2,
+        channels: Sequence[int] = (16, 32, 64, 128),
+        dilations: Sequence[int] = (1, 2, 4, 2),
+        blocks_per_stage: Sequence[int] | int = 1,
+        kernel_size: int = 3,
+        norm: Any = "batch",
+        act: Any = "relu",
+        dropout: float = 0.5,
+        features_only: bool = False,
+    ) -> None:
+        super().__init__()
+        channels = list(channels)
+        dilations = list(dilations)
+        n = len(channels)
+        blocks = [blocks_per_stage] * n if isinstance(blocks_per_stage, int) else list(blocks_per_stage)
+        if n < 1 or len(dilations) != n or len(blocks) != n:
+            raise ValueError(
+                f"channels ({n}), dilations ({len(dilations)}) and blocks_per_stage ({len(blocks)}) need one entry per stage."
+            )
+        if spatial_dims not in (1, 2, 3):
+            raise ValueError(f"spatial_dims must be 1, 2 or 3, got {spatial_dims}.")
+        if out_channels < 1:
+            raise ValueError(f"out_channels (classes) must be >= 1, got {out_channels}.")
+        conv = Conv[Conv.CONV, spatial_dims]
+        pool = Pool[Pool.MAX, spatial_dims]
+        self.stem = nn.Sequential(
+            conv(in_channels, channels[0], kernel_size, padding=kernel_size // 2),
+            get_norm_layer(norm, spatial_dims, channels[0]) if norm is not None else nn.Identity(),
+            get_act_layer(act),
+        )
+        stages: list[nn.Module] = []
+        c = channels[0]
+        for c_out, d, nb in zip(channels, dilations, blocks):
+            layers: list[nn.Module] = []
+            for _ in range(nb):
+                layers.append(DilatedResidualBlock(spatial_dims, c, c_out, d, kernel_size, norm, act, True))
+                c = c_out
+            stages.append(nn.Sequential(*layers))
+        self.stages = nn.ModuleList(stages)
+        self.downsample = pool(kernel_size=2, stride=2, ceil_mode=True)
+        self.feature_channels = channels
+        self.features_only = features_only
+        self.global_pool = Pool[Pool.ADAPTIVEAVG, spatial_dims](1)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(c, out_channels)
+
+    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Each stage's output (before its pool)."""
+        feats: list[torch.Tensor] = []
+        h = self.stem(x)
+        for i, stage in enumerate(self.stages):
+            if i > 0:
+                h = self.downsample(h)
+            h = stage(h)
+            feats.append(h)
+        return feats
+
+    def forward(self, x: torch.Tensor) -> Union[torch.Tensor, list[torch.Tensor]]:  # noqa: UP007
+        feats = self.forward_features(x)
+        if self.features_only:
+            return feats
+        return self.fc(self.dropout(self.global_pool(feats[-1]).flatten(1)))
+
+
 # ---- registered variants ---------------------------------------------------------------------------------------
 @register_network(example_kwargs=dict(in_channels=1, out_channels=2, channels=(4, 4, 8), blocks_per_stage=1), example_input_shape=(1, 1, 12, 12, 12), example_output_shape=(1, 2, 12, 12, 12))
 def highresnet(**kwargs: Any) -> DilatedSegNet:
@@ -157,3 +260,13 @@ def dilated_context(**kwargs: Any) -> DilatedSegNet:
         blocks_per_stage=1, residual=False,
     )
     return DilatedSegNet(**dict(defaults, **kwargs))
+
+
+@register_network(
+    example_kwargs=dict(in_channels=1, out_channels=3, channels=(4, 8, 8, 8)),
+    example_input_shape=(2, 1, 16, 16, 16),
+    example_output_shape=(2, 3),
+)
+def dilated_classifier(**kwargs: Any) -> DilatedClassifier:
+    """Dilated 3D CNN classifier for brain MRI (after Wang 2019): 4 stages 16/32/64/128, dilations 1/2/4/2."""
+    return DilatedClassifier(**dict(dict(spatial_dims=3, in_channels=1, out_channels=2), **kwargs))

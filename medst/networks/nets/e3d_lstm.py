@@ -93,7 +93,7 @@ class E3DLSTM(nn.Module):
 
 
 @register_network(
-    example_kwargs=dict(in_channels=1, hidden_channels=(4, 4), output_frames=2, patch_size=2, tau=2),
+    example_kwargs=dict(in_channels=1, hidden_channels=(4,), output_frames=2, patch_size=2, tau=2),
     example_input_shape=(1, 1, 3, 8, 8),
     example_output_shape=(1, 1, 2, 8, 8),
 )

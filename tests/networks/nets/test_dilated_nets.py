@@ -49,3 +49,27 @@ def test_receptive_field_grows_with_dilation():
 def test_invalid(kwargs):
     with pytest.raises(ValueError):
         DilatedSegNet(**kwargs)
+
+
+def test_classifier_shapes_and_features():
+    from medst.networks.nets import DilatedClassifier
+
+    net = DilatedClassifier(3, 2, 4, channels=(4, 8, 8), dilations=(1, 2, 4)).eval()
+    x = torch.randn(2, 2, 15, 16, 17)
+    assert net(x).shape == (2, 4)
+    net.features_only = True
+    shapes = [tuple(f.shape) for f in net(x)]
+    assert shapes == [(2, 4, 15, 16, 17), (2, 8, 8, 8, 9), (2, 8, 4, 4, 5)]
+    dil = [blk.body[2].dilation[0] for stage in net.stages for blk in stage]
+    assert dil == [1, 2, 4]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(channels=(4, 8), dilations=(1,)), dict(channels=()), dict(out_channels=0), dict(spatial_dims=5)],
+)
+def test_classifier_invalid(kwargs):
+    from medst.networks.nets import DilatedClassifier
+
+    with pytest.raises(ValueError):
+        DilatedClassifier(**kwargs)
