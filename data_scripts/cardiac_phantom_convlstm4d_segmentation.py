@@ -26,6 +26,23 @@ from cardiac_phantom import LABELS, make_phantom, save_nifti_4d  # noqa: E402
 SEED_BASE = {"training": 0, "validation": 10000, "test": 20000}
 
 
+def write_sample(path: Path, size: int, num_frames: int, crop: int = 32) -> None:
+    """The first test phantom cropped to ``crop``^3 around the LV (end-diastole), stored as scaled int16."""
+    import nibabel as nib
+
+    ph = make_phantom(SEED_BASE["test"], size=size, num_frames=num_frames)
+    centre = np.round(np.argwhere(ph["label"][..., 0] == 3).mean(0)).astype(int)
+    lo = np.clip(centre - crop // 2, 0, size - crop)
+    sl = tuple(slice(a, a + crop) for a in lo)
+    affine = ph["affine"].copy()
+    affine[:3, 3] += affine[:3, :3] @ lo
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_nifti_4d(path, ph["image"][sl], affine, ph["time_spacing"])
+    img = nib.load(str(path))
+    img.set_data_dtype(np.int16)  # nibabel picks scl_slope so the floats survive to ~1e-4
+    nib.save(img, str(path))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output-dir", required=True, type=Path)
@@ -35,6 +52,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--num-test", type=int, default=12)
     parser.add_argument("--size", type=int, default=48, help="cubic volume edge in voxels")
     parser.add_argument("--num-frames", type=int, default=12, help="frames over one cardiac cycle")
+    parser.add_argument("--sample", type=Path, default=None,
+                        help="also write one test phantom cropped to 32^3 x T around the heart, int16 (a small sample "
+                             "input for the bundle's sample/ folder)")
     args = parser.parse_args(argv)
     if args.tiny:
         args.num_train, args.num_val, args.num_test, args.size, args.num_frames = 2, 1, 1, 32, 6
@@ -54,6 +74,8 @@ def main(argv: list[str] | None = None) -> None:
             save_nifti_4d(out / label, ph["label"], ph["affine"], ph["time_spacing"])
             lists[split].append({"image": image, "label": label})
 
+    if args.sample is not None:
+        write_sample(args.sample, args.size, args.num_frames)
     (out / "dataset.json").write_text(json.dumps({
         "name": "CardiacPhantom4D",
         "description": "Synthetic beating-heart phantoms (LV blood pool + myocardium + RV, breathing motion, bias "
