@@ -356,11 +356,11 @@ def test_real_bundle(bundle, sample, tmp_path):
     if bundle is None or not all((bundle / f).is_file() for f in needed):
         pytest.skip(f"no complete bundle ({', '.join(needed)}) in bundles/ yet")
     samples = sorted(f for f in (bundle / "sample").glob("*") if _suffix(f) in SUPPORTED_SUFFIXES)
-    kind = bundle_info(bundle)["inputs"].get("image", {}).get("type", "image")
+    spec = bundle_info(bundle)["inputs"].get("image", {})
     if samples:
         src = samples[0]
-    elif kind == "image":
-        src = sample("anatomical_t1")
+    elif spec.get("type", "image") == "image":  # a 3D scan, or a 4D one when four axes follow the channel
+        src = sample("fmri_functional" if len(spec.get("spatial_shape", ())) == 4 else "anatomical_t1")
     else:
         pytest.skip(f"{bundle.name}: no sample input in {bundle / 'sample'}")
     b = load_bundle(bundle, device="cpu")
