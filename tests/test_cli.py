@@ -128,3 +128,16 @@ def test_set_overrides_config(bundles, sample, tmp_path, capsys):
     assert (tmp_path / "anatomical_mask.nii.gz").is_file()
     assert main([*argv, "--set", "novalue"]) == 2
     assert "--set takes KEY=VALUE" in capsys.readouterr().err
+
+
+def test_bundle_by_name(bundles, monkeypatch, capsys):
+    import medst.api
+
+    monkeypatch.setattr(medst.api, "default_bundles_dir", lambda: bundles)
+    assert main(["info", "other_seg"]) == 0  # a bare name is looked up in the repository's bundles/
+    assert "name:        other_seg" in capsys.readouterr().out
+    assert main(["list"]) == 0
+    assert f"bundles in {bundles}:" in capsys.readouterr().out
+    assert main(["info", "missing_seg"]) == 1
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "other_seg, tiny_seg" in err  # the message lists what there is
