@@ -53,7 +53,7 @@ def train_small(roi: int, seconds: float, seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     net = UNETR(1, 2, img_size=roi, **SMALL)
-    opt = torch.optim.AdamW(net.parameters(), lr=3e-4)
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
     net.train()
     t0, step = time.perf_counter(), 0

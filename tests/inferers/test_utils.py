@@ -188,3 +188,16 @@ def test_output_device_plan():
     assert _guess_out_channels(_Net(k=7)) == 7
     assert _guess_out_channels(nn.Sequential(nn.Conv3d(1, 3, 1), nn.ReLU(), nn.Conv3d(3, 5, 1))) == 5
     assert _guess_out_channels(lambda a: a) is None
+
+
+def test_progress_off_without_terminal_and_logging(caplog, monkeypatch):
+    import logging
+
+    from medst.inferers import utils
+
+    monkeypatch.setattr(utils.sys.stderr, "isatty", lambda: False, raising=False)
+    r = range(3)
+    assert utils._progress(r, True) is r  # no bar when stderr is not a terminal
+    with caplog.at_level(logging.INFO, logger="medst.inferers.utils"):
+        sliding_window_volume(torch.rand(1, 1, 8, 8, 8), (4, 4, 4), 1, lambda a: a, precision="fp32")
+    assert any("sliding window" in m for m in caplog.messages)
