@@ -201,6 +201,10 @@ def _is_array(x: Any) -> bool:
     return torch is not None and isinstance(x, torch.Tensor)
 
 
+class _InputError(RuntimeError):
+    """An input whose loading or preprocessing failed in a DataLoader worker (``on_error="skip"``)."""
+
+
 def _one_or_list(paths: list[Path]) -> Path | list[Path]:
     return paths[0] if len(paths) == 1 else list(paths)
 
@@ -227,15 +231,32 @@ class _InvertIfInPreprocessedGrid:
 
 
 class _Preprocess:
-    """Dispatch an item to the full preprocessing (a path) or to the one without ``LoadImaged`` (an array)."""
+    """Dispatch an item to the full preprocessing (a path) or to the one without ``LoadImaged`` (an array).
 
-    def __init__(self, full, without_load):
+    With ``catch``, a failure becomes ``{"_error": message}`` so that one unreadable file does not stop a batch.
+    """
+
+    def __init__(self, full, without_load, catch: bool = False):
         self.full = full
         self.without_load = without_load
+        self.catch = catch
 
     def __call__(self, item: dict) -> dict:
         item = dict(item)
-        return (self.without_load if item.pop("_array", False) else self.full)(item)
+        try:
+            return (self.without_load if item.pop("_array", False) else self.full)(item)
+        except Exception as e:
+            if not self.catch:
+                raise
+            return {"_error": _error_line(e)}
+
+
+def _error_line(e: BaseException) -> str:
+    """The first line of an error (MONAI wraps transform errors: the innermost cause says what went wrong)."""
+    while e.__cause__ is not None:
+        e = e.__cause__
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
 
 
 class Bundle:
@@ -310,6 +331,8 @@ class Bundle:
             overrides["sw_batch_size"] = int(sw_batch_size)
         self._inferer_overrides = overrides
         self._autocast_dtype = None
+        #: failures of the last :meth:`predict` with ``on_error="skip"``: input name -> one-line message
+        self.last_errors: dict[str, str] = {}
 
         parser = self._parser(output_dir=None)
         key = "network_def" if "network_def" in parser else "network"
@@ -547,6 +570,7 @@ class Bundle:
         channel_first: bool | None = None,
         return_predictions: bool = True,
         progress: bool | None = None,
+        on_error: str = "raise",
     ) -> Any:
         """Segment one input or many, in the input's space; write the outputs when ``output_dir`` is given.
 
@@ -567,6 +591,8 @@ class Bundle:
                 long batch): one path per input, or a list of paths when the bundle saves several outputs (e.g. a
                 NIfTI, a label video and an overlay video).
             progress: tqdm progress bar; ``None``: on when stderr is a terminal.
+            on_error: ``"raise"`` stops at the first input that fails; ``"skip"`` logs the error, leaves ``None`` in
+                its place, goes on, and keeps the failures in :attr:`last_errors` (input name -> message).
 
         Returns:
             a ``MetaTensor`` (channel-first, in the input's space, with its metadata) for a single input, a list of
@@ -577,6 +603,9 @@ class Bundle:
             TypeError: an input of an unsupported type.
             ValueError: an empty folder or list, or an array whose layout does not fit the network.
         """
+        if on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        self.last_errors = {}
         items, many = self._collect(inputs, channel_first)
         if output_dir is not None:
             output_dir = Path(output_dir).expanduser()
@@ -585,11 +614,12 @@ class Bundle:
             # without output_dir, whatever the postprocessing writes besides SaveImaged (an overlay...) goes to a
             # scratch folder removed afterwards
             parser = self._parser(output_dir if output_dir is not None else scratch)
-            return self._run(parser, items, many, output_dir, overwrite, num_workers, return_predictions, progress)
+            return self._run(parser, items, many, output_dir, overwrite, num_workers, return_predictions, progress,
+                             on_error == "skip")
 
-    def _run(self, parser, items, many, output_dir, overwrite, num_workers, return_predictions, progress) -> Any:
+    def _run(self, parser, items, many, output_dir, overwrite, num_workers, return_predictions, progress, skip_errors):
         import torch
-        from monai.data import DataLoader, Dataset, MetaTensor
+        from monai.data import DataLoader, Dataset
         from monai.transforms import LoadImage
         from tqdm.auto import tqdm
 
@@ -624,7 +654,7 @@ class Bundle:
         if todo:
             data = [{k: v for k, v in items[i].items() if k != "_subject"} for i in todo]
             loader = DataLoader(
-                Dataset(data=data, transform=_Preprocess(pre, pre_arrays)),
+                Dataset(data=data, transform=_Preprocess(pre, pre_arrays, catch=skip_errors)),
                 batch_size=1,
                 shuffle=False,
                 num_workers=num_workers,
@@ -637,23 +667,17 @@ class Bundle:
                 else contextlib.nullcontext()
             )
             for i, item in zip(todo, tqdm(loader, total=len(data), disable=not show, desc=self.name, unit="input")):
-                image = item["image"]
-                if not isinstance(image, MetaTensor):
-                    image = item["image"] = MetaTensor(torch.as_tensor(image))
-                with torch.no_grad(), autocast:
-                    pred = self.inferer(image.as_tensor()[None].to(self.device), self.network)
-                if isinstance(pred, (tuple, list)):
-                    pred = pred[0]
-                pred = torch.as_tensor(pred)[0].detach().cpu()
-                # the prediction carries the preprocessed image's metadata and transform trace, as decollate_batch
-                # would give it, so that Invertd and SaveImaged see where it came from
-                item["pred"] = MetaTensor(
-                    pred.float() if pred.is_floating_point() else pred,
-                    meta=copy.deepcopy(dict(image.meta)),
-                    applied_operations=copy.deepcopy(image.applied_operations),
-                )
-                out = post(item)
-                pred = out["pred"]
+                try:
+                    if "_error" in item:
+                        raise _InputError(item["_error"])
+                    pred = self._predict_one(item, post, autocast)
+                except Exception as e:
+                    if not skip_errors:
+                        raise
+                    message = item.get("_error") or _error_line(e)
+                    self.last_errors[items[i]["_subject"]] = message
+                    logger.error("%s failed: %s", items[i]["_subject"], message)
+                    continue
                 saved = expected_paths[i] or [Path(p) for p in [getattr(pred, "meta", {}).get("saved_to")] if p]
                 for p in saved:
                     logger.info("wrote %s", p)
@@ -662,6 +686,28 @@ class Bundle:
                 else:
                     results[i] = _one_or_list(saved) if saved else None
         return results if many else results[0]
+
+    def _predict_one(self, item: dict, post, autocast) -> Any:
+        """Inference and postprocessing of one preprocessed item; returns ``pred`` as the postprocessing leaves it."""
+        import torch
+        from monai.data import MetaTensor
+
+        image = item["image"]
+        if not isinstance(image, MetaTensor):
+            image = item["image"] = MetaTensor(torch.as_tensor(image))
+        with torch.no_grad(), autocast:
+            pred = self.inferer(image.as_tensor()[None].to(self.device), self.network)
+        if isinstance(pred, (tuple, list)):
+            pred = pred[0]
+        pred = torch.as_tensor(pred)[0].detach().cpu()
+        # the prediction carries the preprocessed image's metadata and transform trace, as decollate_batch would
+        # give it, so that Invertd and SaveImaged see where it came from
+        item["pred"] = MetaTensor(
+            pred.float() if pred.is_floating_point() else pred,
+            meta=copy.deepcopy(dict(image.meta)),
+            applied_operations=copy.deepcopy(image.applied_operations),
+        )
+        return post(item)["pred"]
 
     def __repr__(self) -> str:
         return f"Bundle(name={self.name!r}, path={str(self.path)!r}, device={str(self.device)!r})"

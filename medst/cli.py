@@ -4,7 +4,7 @@
 
     medst predict --bundle bundles/<name> scan.nii.gz more/ --output-dir out/ [--device cpu] [--precision bf16]
                   [--roi 96,96,96] [--overlap 0.5] [--sw-batch-size 2] [--overwrite] [--num-workers 2]
-                  [--set KEY=VALUE ...]
+                  [--continue-on-error] [--set KEY=VALUE ...]
     medst list [--bundles-dir DIR]
     medst info BUNDLE [--json]
 
@@ -78,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config-file", default=None, help="inference config (default configs/inference.json)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
+        "--continue-on-error",
+        action="store_true",
+        help="log an input that fails and go on with the others (exit code 1 at the end if any failed)",
+    )
+    p.add_argument(
         "--set",
         action="append",
         default=[],
@@ -117,11 +122,17 @@ def _predict(args: argparse.Namespace) -> int:
         num_workers=args.num_workers,
         return_predictions=False,
         progress=False if args.no_progress else None,
+        on_error="skip" if args.continue_on_error else "raise",
     )
     for path in paths:
         for p in path if isinstance(path, list) else [path]:
             if p is not None:
                 print(p)
+    if bundle.last_errors:
+        name, message = next(iter(bundle.last_errors.items()))
+        failed = f"{len(bundle.last_errors)} of {len(paths)} input(s) failed"
+        print(f"medst predict: error: {failed}; first: {name}: {message}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -187,6 +198,16 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _message(e: BaseException) -> str:
+    """One line: the error's own message, or, for MONAI's wrapped transform errors, the innermost cause's."""
+    inner = e
+    while inner.__cause__ is not None:
+        inner = inner.__cause__
+    text = str(inner).strip()
+    line = text.splitlines()[0] if text else type(inner).__name__
+    return line if inner is e else f"{type(inner).__name__}: {line}"
+
+
 _COMMANDS = {"predict": _predict, "list": _list, "info": _info}
 
 
@@ -208,8 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError, TypeError, KeyError, RuntimeError, ImportError) as e:
         if args.verbose:
             logger.exception("medst %s failed", args.command)
-        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"medst {args.command}: error: {message}", file=sys.stderr)
+        print(f"medst {args.command}: error: {_message(e)}", file=sys.stderr)
         return 1
 
 

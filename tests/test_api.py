@@ -472,3 +472,20 @@ def test_side_outputs_and_config_overrides(t1, tmp_path, monkeypatch):
     assert (tmp_path / "out2" / "other.txt").is_file() and not (tmp_path / "out2" / "marker.txt").exists()
     with pytest.raises(ValueError, match="not config_overrides"):
         load_bundle(bundle, config_overrides={"output_dir": "x"})
+
+
+@pytest.mark.parametrize("num_workers", [0, 1])
+def test_on_error_skip_goes_on(seg, t1, tmp_path, num_workers):
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(t1, data / "a.nii")
+    (data / "broken.nii.gz").write_bytes(b"not a nifti")
+    shutil.copy(t1, data / "c.nii")
+    with pytest.raises(Exception):
+        seg.predict(data, output_dir=tmp_path / "out0", num_workers=num_workers)
+    preds = seg.predict(data, output_dir=tmp_path / "out", num_workers=num_workers, on_error="skip")
+    assert preds[1] is None and tuple(preds[0].shape) == tuple(preds[2].shape) == (1, 33, 41, 25)
+    assert list(seg.last_errors) == [str(data / "broken.nii.gz")]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_seg.nii.gz", "c_seg.nii.gz"]
+    with pytest.raises(ValueError, match="on_error"):
+        seg.predict(t1, on_error="ignore")

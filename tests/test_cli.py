@@ -141,3 +141,18 @@ def test_bundle_by_name(bundles, monkeypatch, capsys):
     assert main(["info", "missing_seg"]) == 1
     err = capsys.readouterr().err
     assert "does not exist" in err and "other_seg, tiny_seg" in err  # the message lists what there is
+
+
+def test_continue_on_error(bundles, sample, tmp_path, capsys):
+    broken = tmp_path / "broken.nii.gz"
+    broken.write_bytes(b"not a nifti")
+    t1 = str(sample("anatomical_t1"))
+    argv = ["predict", "-b", str(bundles / "tiny_seg"), str(broken), t1, "-o", str(tmp_path / "out"), "--no-progress"]
+    assert main(argv) == 1  # stops at the broken file, naming it (not MONAI's "applying transform" wrapper)
+    assert not (tmp_path / "out" / "anatomical_seg.nii.gz").exists()
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "broken.nii.gz" in err and "applying transform" not in err
+    assert main([*argv, "--continue-on-error"]) == 1  # goes on, and still says that something failed
+    captured = capsys.readouterr()
+    assert captured.out.split() == [str(tmp_path / "out" / "anatomical_seg.nii.gz")]
+    assert "1 of 2 input(s) failed" in captured.err and "broken.nii.gz" in captured.err
