@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from . import blocks, nets
+from .inference import AutocastInference, optimize_for_inference, resolve_precision
 from .registry import NetworkEntry, create_network, get_network_entry, list_networks, register_network
 
 __all__ = [
@@ -16,4 +17,7 @@ __all__ = [
     "get_network_entry",
     "list_networks",
     "register_network",
+    "optimize_for_inference",
+    "resolve_precision",
+    "AutocastInference",
 ]

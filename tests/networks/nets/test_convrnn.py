@@ -21,19 +21,23 @@ def test_shape_and_batched_input_equals_per_step(kwargs, in_shape, out_shape):
     torch.manual_seed(0)
     net = ConvRNN(**kwargs)
     x = torch.randn(in_shape)
+    net.set_batched_input(True)
     y, state = net(x, return_state=True)
     assert y.shape == out_shape
     assert len(state) == net.num_state_tensors
     assert all(s.shape[0] == in_shape[0] and s.shape[2:] == in_shape[3:] for s in state)
     net.set_batched_input(False)
     torch.testing.assert_close(net(x), y, rtol=1e-5, atol=1e-6)
+    net.set_batched_input(None)  # the device's default (per-step on CPUs)
+    torch.testing.assert_close(net(x), y, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("spatial_dims", [2, 3])
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_two_chunks_with_state_equal_whole(spatial_dims, cell):
+@pytest.mark.parametrize("batched", [True, False])
+def test_two_chunks_with_state_equal_whole(spatial_dims, cell, batched):
     torch.manual_seed(0)
-    net = ConvRNN(spatial_dims, 2, (3, 4), cell=cell, residual=True)
+    net = ConvRNN(spatial_dims, 2, (3, 4), cell=cell, residual=True, batched_input=batched)
     assert net.supports_streaming
     x = torch.randn((1, 2, 6) + (5,) * spatial_dims)
     whole = net(x)
