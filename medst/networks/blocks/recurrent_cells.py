@@ -256,7 +256,8 @@ class ConvLSTMCell(ConvRNNCellBase):
         b = self.conv.bias
         if b is not None:
             b = self._low(b)
-        pre = self._conv(self._low(torch.cat([x, state[0]], dim=1)), self._low(self.conv.weight), b)
+        inp = torch.cat([self._low(x), self._low(state[0])], dim=1)  # cast the parts, not the concatenation
+        pre = self._conv(self._low(inp), self._low(self.conv.weight), b)
         return self._update(pre, state[1])
 
 
