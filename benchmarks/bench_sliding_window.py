@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -93,6 +94,7 @@ def main() -> None:
     p.add_argument("--train-seconds", type=float, default=None, help="training time of the small UNETR")
     p.add_argument("--skip-timing", action="store_true")
     p.add_argument("--skip-agreement", action="store_true")
+    p.add_argument("--interleaved", action="store_true", help="time one run of every variant per round")
     p.add_argument("--variants", default="fp32,auto,compile", help="medst variants to time: fp32,auto,compile")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -120,6 +122,22 @@ def main() -> None:
             with torch.no_grad():
                 return stock(x, net)
 
+        if args.interleaved:
+            # one run of every variant per round, so that a shared machine's load changes hit them all alike
+            fns = {"stock MONAI fp32 (no_grad)": run_stock, **{k: (lambda inf=inf: inf(x, net)) for k, inf in fast.items()}}
+            for fn in fns.values():
+                fn()  # warm-up (compiles)
+            times = {k: [] for k in fns}
+            for _ in range(args.runs):
+                for k, fn in fns.items():
+                    t0 = time.perf_counter()
+                    fn()
+                    times[k].append(time.perf_counter() - t0)
+            t_stock = statistics.median(times["stock MONAI fp32 (no_grad)"])
+            for k, ts in times.items():
+                print(f"  {k:28s} {statistics.median(ts):7.2f} s   runs {[round(v, 2) for v in ts]}   "
+                      f"speed-up {t_stock / statistics.median(ts):.2f}x", flush=True)
+            return
         t_stock, ts, _ = time_runs(run_stock, args.runs)
         print(f"  stock MONAI fp32 (no_grad)   {t_stock:7.2f} s   runs {[round(t, 2) for t in ts]}", flush=True)
         for name, inf in fast.items():
