@@ -8,7 +8,8 @@ on, so that the numbers in the metadata are the measured ones, never typed in.
 Usage::
 
     python data_scripts/brain_record_metrics.py --bundle bundles/brain_extraction_unetr --metrics-dir EVAL_DIR \
-        --spacing 2.0 --note "held-out: MNI152 2009a T1 (brain-extracted), reference = its nonzero region"
+        --spacing 2.0 --note "held-out: MNI152 2009a T1 (brain-extracted), reference = its nonzero region" \
+        --key heldout_mni152_with_postproc [--replace]
 """
 
 from __future__ import annotations
@@ -22,8 +23,11 @@ from pathlib import Path
 logger = logging.getLogger("brain_record_metrics")
 
 
-def record(bundle: Path, metrics_dir: Path, spacing: float, note: str, key: str = "") -> dict:
-    """Merge ``metrics_dir/metrics.csv`` into ``bundle/configs/metadata.json`` (names prefixed ``KEY_``); returns it."""
+def record(bundle: Path, metrics_dir: Path, spacing: float, note: str, key: str = "", replace: bool = False) -> dict:
+    """Merge ``metrics_dir/metrics.csv`` into ``bundle/configs/metadata.json`` (names prefixed ``KEY_``); returns it.
+
+    With ``replace=True`` the previous ``eval_metrics`` are dropped first (to record a new set of runs from scratch).
+    """
     values: dict[str, float] = {}
     with open(Path(metrics_dir) / "metrics.csv") as f:
         for row in csv.reader(f, delimiter=","):
@@ -36,7 +40,7 @@ def record(bundle: Path, metrics_dir: Path, spacing: float, note: str, key: str 
     meta = json.loads(meta_path.read_text())
     entry = {**values, "data": note}
     prefix = f"{key}_" if key else ""
-    metrics = meta.get("eval_metrics") or {}
+    metrics = {} if replace else (meta.get("eval_metrics") or {})
     metrics.update({prefix + k: v for k, v in entry.items()})
     meta["eval_metrics"] = metrics
     meta_path.write_text(json.dumps(meta, indent=4) + "\n")
@@ -51,9 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spacing", type=float, default=2.0, help="isotropic spacing (mm) the metrics were computed at")
     parser.add_argument("--note", required=True, help="what the metrics were measured on")
     parser.add_argument("--key", default="", help="prefix of the names in eval_metrics (several test sets)")
+    parser.add_argument("--replace", action="store_true", help="drop the previous eval_metrics first")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    record(args.bundle, args.metrics_dir, args.spacing, args.note, args.key)
+    record(args.bundle, args.metrics_dir, args.spacing, args.note, args.key, args.replace)
     return 0
 
 
