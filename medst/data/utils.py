@@ -80,6 +80,13 @@ def check_not_input(path: str | os.PathLike, inputs: Iterable[str | os.PathLike 
             )
 
 
+def _new_file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` would give a new file under the current umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextmanager
 def atomic_write_path(path: str | os.PathLike, inputs: Iterable[str | os.PathLike | None] | str | None = None
                       ) -> Iterator[Path]:
@@ -109,6 +116,7 @@ def atomic_write_path(path: str | os.PathLike, inputs: Iterable[str | os.PathLik
         yield tmp
         if not tmp.exists() or tmp.stat().st_size == 0:
             raise CorruptFileError(f"{final}: the writer produced no data")
+        os.chmod(tmp, _new_file_mode())  # mkstemp makes files private (0600); outputs get the usual mode
         os.replace(tmp, final)
     except BaseException:
         try:

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import stat
+
 import pytest
 import torch
 from ignite.engine import Engine, Events
@@ -73,6 +76,15 @@ def test_atomic_save_keeps_the_old_file_when_saving_fails(tmp_path):
         atomic_torch_save({"a": Unpicklable()}, path)
     assert torch.equal(torch.load(path, weights_only=True)["a"], torch.ones(2))
     assert [p.name for p in tmp_path.iterdir()] == ["state.pt"]  # no temporary file left
+
+
+def test_atomic_save_gives_the_usual_file_mode(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        path = atomic_torch_save({"a": torch.ones(1)}, tmp_path / "model.pt")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
 
 
 @pytest.mark.parametrize(
