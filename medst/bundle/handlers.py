@@ -52,12 +52,14 @@ class ResumeCheckpoint:
     rename). With ``model_path`` the model's plain ``state_dict`` (the weights a bundle ships) is written too.
     In a distributed run only rank 0 writes; every rank loads.
 
-    Example (a bundle's ``train.json``, in ``train#handlers``)::
+    Example (a bundle's ``train.json``; a top-level item attached in ``run``, because a handler inside
+    ``train#handlers`` that names ``@train#trainer`` would be a circular reference for the config parser)::
 
-        {"_target_": "medst.bundle.ResumeCheckpoint", "ckpt_path": "$@ckpt_dir + '/last.pt'",
-         "save_dict": {"model": "@network", "optimizer": "@optimizer", "lr_scheduler": "@lr_scheduler",
-                       "trainer": "@train#trainer"},
-         "model_path": "$@ckpt_dir + '/model.pt'"}
+        "resume": {"_target_": "medst.bundle.ResumeCheckpoint", "ckpt_path": "$@ckpt_dir + '/last.pt'",
+                   "save_dict": {"model": "@network", "optimizer": "@optimizer", "lr_scheduler": "@lr_scheduler",
+                                 "trainer": "@train#trainer"},
+                   "model_path": "$@ckpt_dir + '/model.pt'"},
+        "run": ["$@resume.attach(@train#trainer)", "$@train#trainer.run()"]
 
     Args:
         ckpt_path: file of the last state.

@@ -28,7 +28,6 @@ Measured agreement of the fast paths (see ``benchmarks/bench_sliding_window.py``
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import sys
 import weakref
@@ -41,6 +40,9 @@ from monai.data.meta_tensor import MetaTensor
 from monai.data.utils import compute_importance_map, dense_patch_slices
 from monai.inferers.utils import _get_scan_interval, sliding_window_inference
 from monai.utils import BlendMode, PytorchPadMode, convert_to_dst_type, ensure_tuple_rep, fall_back_tuple, look_up_option
+
+from medst.networks.inference import cpu_has_native_bf16
+from medst.networks.inference import resolve_precision as _precision_name
 
 try:  # tqdm is a dependency, but keep the library importable without it
     from tqdm import tqdm as _tqdm
@@ -67,50 +69,21 @@ _OOM = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
 # ----------------------------------------------------------------------------------------------------------------
 # precision, memory format, compile
 # ----------------------------------------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=1)
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bfloat16 natively (x86 ``avx512_bf16`` or ``amx_bf16``; ARM ``bf16``).
-
-    Without such support PyTorch emulates bfloat16 and it is slower than float32, so ``precision="auto"`` keeps
-    float32 there.
-    """
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            text = f.read()
-    except OSError:
-        return False
-    flags: set[str] = set()
-    for line in text.splitlines():
-        if line.startswith(("flags", "Features")):
-            flags.update(line.split(":", 1)[-1].split())
-    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
-
-
 def resolve_precision(precision: str, device: torch.device | str) -> torch.dtype | None:
     """The autocast dtype for ``precision`` on ``device``; ``None`` means plain float32.
 
-    ``"auto"``: on CUDA bfloat16 where the GPU supports it, else float16; on a CPU bfloat16 only where the CPU
-    computes it natively (:func:`cpu_has_native_bf16`), else float32; float32 on any other device.
+    The choice for ``"auto"`` is :func:`medst.networks.resolve_precision`'s: on CUDA bfloat16 where the GPU supports
+    it, else float16; on a CPU bfloat16 only where the CPU computes it natively (:func:`cpu_has_native_bf16`), else
+    float32; float32 on any other device.
 
     Raises:
         ValueError: when ``precision`` is not one of :data:`PRECISIONS`.
     """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
     dev = torch.device(device)
-    if precision == "fp32":
-        return None
-    if precision == "bf16":
-        return torch.bfloat16
-    if precision == "fp16":
-        if dev.type == "cpu":
-            logger.warning("precision='fp16' on a CPU is usually slower than 'bf16' or 'fp32'.")
-        return torch.float16
-    if dev.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if dev.type == "cpu":
-        return torch.bfloat16 if cpu_has_native_bf16() else None
-    return None
+    name = _precision_name(precision, dev)
+    if name == "fp16" and dev.type == "cpu":
+        logger.warning("precision='fp16' on a CPU is usually slower than 'bf16' or 'fp32'.")
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
 
 
 def _memory_format(ndim: int) -> torch.memory_format | None:
@@ -755,7 +728,8 @@ def stream_sequence(
         ValueError: for a network that cannot stream, wrong input dims, bad ``time_chunk``, ``precision``,
             ``output`` or ``overlap``.
     """
-    if not getattr(network, "supports_streaming", False):
+    # DistributedDataParallel / DataParallel forward state= and return_state= but hide the module's attributes
+    if not getattr(getattr(network, "module", network), "supports_streaming", False):
         raise ValueError(
             f"{type(network).__name__} cannot stream (supports_streaming is not True): streaming needs a causal "
             "recurrent network with forward(x, state=None, return_state=False); use VolumeInferer instead, or a "

@@ -16,6 +16,7 @@ results in float32); that part needs nothing from this function.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -24,14 +25,20 @@ import torch.nn as nn
 
 from medst.networks.blocks.recurrent_cells import ConvRNNCellBase
 
-__all__ = ["resolve_precision", "optimize_for_inference", "AutocastInference"]
+__all__ = ["cpu_has_native_bf16", "resolve_precision", "optimize_for_inference", "AutocastInference"]
 
 logger = logging.getLogger(__name__)
 
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def _cpu_has_native_bf16() -> bool:
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (x86 AVX512-BF16 or AMX).
+
+    Without such support PyTorch emulates bfloat16 and it is slower than float32, so ``precision="auto"`` keeps
+    float32 there.
+    """
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
 
@@ -49,7 +56,7 @@ def resolve_precision(precision: str = "auto", device: torch.device | str | None
     dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if dev.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    if dev.type == "cpu" and _cpu_has_native_bf16():
+    if dev.type == "cpu" and cpu_has_native_bf16():
         return "bf16"
     return "fp32"
 

@@ -116,6 +116,15 @@ def test_streaming_recurrent_segnet(spatial_dims, shape, roi, chunk):
     torch.testing.assert_close(y, ref, atol=1e-5, rtol=1e-5)
 
 
+def test_streaming_through_a_data_parallel_wrapper():
+    """DDP / DataParallel hide ``supports_streaming``; a multi-GPU validation must still stream."""
+    torch.manual_seed(0)
+    net = _recurrent_segnet()(2, 1, 2, channels=(4, 8), cell="gru").eval()
+    x = torch.rand(1, 1, 6, 16, 16)
+    inferer = StreamingInferer((16, 16), time_chunk=2, precision="fp32")
+    torch.testing.assert_close(inferer(x, torch.nn.DataParallel(net)), inferer(x, net))
+
+
 def test_streaming_refuses_bidirectional_segnet():
     net = _recurrent_segnet()(2, 1, 2, channels=(4, 8), bidirectional=True)
     with pytest.raises(ValueError, match="stream"):
