@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
+    "msd_splits",
     "load_mnist",
     "split_digits",
     "bouncing_trajectory",
@@ -59,6 +60,24 @@ def split_digits(num_digits: int, test_fraction: float = 0.2, seed: int = 0) -> 
     order = np.random.default_rng(seed).permutation(num_digits)
     num_test = int(round(num_digits * test_fraction))
     return np.sort(order[num_test:]), np.sort(order[:num_test])
+
+
+def msd_splits(
+    out: Path, num_train: int, num_val: int, num_test: int, seed: int, test_fraction: float = 0.2
+) -> tuple[np.ndarray, list[tuple[str, int, np.ndarray, str]]]:
+    """Make the MSD folders under ``out``, load the digits and split them (:func:`split_digits`).
+
+    Returns:
+        the digits and the plan ``[(split, count, digit_pool, "Tr"|"Ts"), ...]`` for "training", "validation"
+        (both from the training digits) and "test" (test digits only).
+    """
+    for sub in ("imagesTr", "labelsTr", "imagesTs", "labelsTs"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    digits, _ = load_mnist()
+    train_pool, test_pool = split_digits(len(digits), test_fraction=test_fraction, seed=seed)
+    plan = [("training", num_train, train_pool, "Tr"), ("validation", num_val, train_pool, "Tr"),
+            ("test", num_test, test_pool, "Ts")]
+    return digits, plan
 
 
 def bouncing_trajectory(

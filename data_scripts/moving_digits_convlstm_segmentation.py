@@ -32,7 +32,7 @@ import nibabel as nib
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from moving_digits import load_mnist, make_sequence, split_digits, write_dataset_json, write_video  # noqa: E402
+from moving_digits import make_sequence, msd_splits, write_dataset_json, write_video  # noqa: E402
 
 FPS = 10.0
 THRESHOLD = 128
@@ -105,15 +105,9 @@ def main(argv: list[str] | None = None) -> None:
         args.num_train, args.num_val, args.num_test = 4, 2, 2
 
     out: Path = args.output_dir
-    for sub in ("imagesTr", "labelsTr", "imagesTs", "labelsTs"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
-    digits, _ = load_mnist()
-    train_pool, test_pool = split_digits(len(digits), test_fraction=0.2, seed=args.seed)
-
+    digits, plan = msd_splits(out, args.num_train, args.num_val, args.num_test, args.seed)
     rng = np.random.default_rng(args.seed + 1)
-    lists: dict[str, list] = {"training": [], "validation": [], "test": []}
-    plan = [("training", args.num_train, train_pool, "Tr"), ("validation", args.num_val, train_pool, "Tr"),
-            ("test", args.num_test, test_pool, "Ts")]
+    lists: dict[str, list] = {split: [] for split, *_ in plan}
     for split, count, pool, suffix in plan:
         for i in range(count):
             name = f"{split[:5]}_{i:04d}"
