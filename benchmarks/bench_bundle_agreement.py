@@ -1,0 +1,92 @@
+"""A bundle's trained network on its own sample: medst's fast inference paths against MONAI's float32 sliding window.
+
+Random weights make near-ties in the argmax, so the fast paths are judged here on trained weights: the bundle's
+``network_def`` with ``models/model.pt``, its ``preprocessing`` applied to its default input (``datalist``), and
+the bundle's own window settings (roi, overlap, blending). For each medst variant it prints the share of voxels
+whose label agrees with stock float32, the foreground Dice between the two label maps, the largest logit difference,
+and the median time of both (same process, interleaved rounds).
+
+    python benchmarks/bench_bundle_agreement.py [--bundle bundles/brain_extraction_unetr] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from monai.bundle import ConfigParser
+from monai.inferers import SlidingWindowInferer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine_line  # noqa: E402
+
+from medst.api import load_weights  # noqa: E402
+from medst.inferers import VolumeInferer  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _labels(logits: torch.Tensor) -> torch.Tensor:
+    return logits.argmax(1)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--bundle", default=str(REPO / "bundles" / "brain_extraction_unetr"))
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--variants", default="fp32,auto", help="medst precisions to compare: fp32,auto,bf16,compile")
+    args = p.parse_args()
+
+    bundle = Path(args.bundle).resolve()
+    parser = ConfigParser()
+    parser.read_config(str(bundle / "configs" / "inference.json"))
+    parser["bundle_root"] = str(bundle)
+    net = parser.get_parsed_content("network_def").eval()
+    net.load_state_dict(load_weights(bundle / "models" / "model.pt"))
+    source = parser.get_parsed_content("datalist")[0]
+    image = parser.get_parsed_content("preprocessing")({"image": source})["image"][None].as_tensor()
+    window = parser["inferer"]
+    roi, overlap, mode = parser.get_parsed_content("inferer#roi_size"), window["overlap"], window["mode"]
+    print(machine_line())
+    print(f"bundle {bundle.name}, input {Path(str(source)).name} -> {tuple(image.shape)}, roi {roi}, overlap {overlap}")
+
+    stock = SlidingWindowInferer(roi_size=roi, sw_batch_size=window.get("sw_batch_size", 1), overlap=overlap, mode=mode)
+    variants = {"stock fp32": lambda: stock(image, net)}
+    for v in args.variants.split(","):
+        kw = {"precision": "auto", "compile": True} if v == "compile" else {"precision": v}
+        inferer = VolumeInferer(roi_size=roi, sw_batch_size=window.get("sw_batch_size", 1), overlap=overlap,
+                                mode=mode, progress=False, **kw)
+        variants[f"medst {v}"] = lambda inferer=inferer: inferer(image, net)
+
+    outputs = {}
+    with torch.inference_mode():
+        for name, fn in variants.items():  # warm-up (and compile) outside the timing
+            outputs[name] = fn().float()
+        times: dict[str, list[float]] = {name: [] for name in variants}
+        for _ in range(args.runs):
+            for name, fn in variants.items():
+                t = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t)
+
+    ref = outputs["stock fp32"]
+    ref_labels = _labels(ref)
+    t_ref = statistics.median(times["stock fp32"])
+    print(f"medians of {args.runs} interleaved runs after a warm-up:")
+    for name, out in outputs.items():
+        labels = _labels(out)
+        agree = (labels == ref_labels).float().mean().item()
+        fg_a, fg_b = labels > 0, ref_labels > 0
+        dice = (2 * (fg_a & fg_b).sum() / (fg_a.sum() + fg_b.sum()).clamp(min=1)).item()
+        diff = (out - ref).abs().max().item()
+        t = statistics.median(times[name])
+        print(f"  {name:<14} {t:7.2f} s  speed-up {t_ref / t:4.2f}x  labels agree {100 * agree:8.4f}%  "
+              f"foreground Dice {dice:.5f}  largest logit difference {diff:.2e}")
+
+
+if __name__ == "__main__":
+    main()
