@@ -1,0 +1,55 @@
+"""The shipped weights reach, on the bundle's held-out data, the metric that its metadata and README state.
+
+The held-out data are made again by the bundle's own deterministic data script, and the numbers are measured by the
+bundle's own evaluate config (merged over train.json) with the weights in ``models/model.pt``, as the bundle's
+README says they were. Bundles whose data take minutes to make are marked slow.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from medst.bundle import read_metadata, run_workflow
+
+REPO = Path(__file__).resolve().parents[2]
+
+# bundle -> (metric in the evaluator's state, key of the stated value in metadata's eval_metrics, tolerance,
+#            higher is better)
+SHIPPED = {
+    "brain_extraction_unetr": ("val_mean_dice", "heldout_mni152_with_postproc_val_mean_dice", 0.005, True),
+    "brain_tissue_dilated3d": ("val_mean_dice", "heldout_right_hemisphere_val_mean_dice", 0.005, True),
+    "moving_digits_convlstm_segmentation": ("test_mean_dice", "test_mean_dice", 0.005, True),
+    "cardiac_phantom_convlstm4d_segmentation": ("test_mean_dice", "test_mean_dice", 0.005, True),
+    "moving_digits_convlstm_prediction": ("model_frame_mse", "model_frame_mse", 0.02 * 133.0, False),
+}
+SLOW = {"cardiac_phantom_convlstm4d_segmentation", "moving_digits_convlstm_prediction"}
+
+params = [
+    pytest.param(name, marks=pytest.mark.slow) if name in SLOW else name
+    for name in SHIPPED
+    if (REPO / "bundles" / name / "configs" / "metadata.json").is_file()
+]
+
+
+@pytest.mark.parametrize("name", params)
+def test_shipped_weights_reach_the_stated_metric(name, tmp_path):
+    bundle = REPO / "bundles" / name
+    metric, key, tolerance, higher_is_better = SHIPPED[name]
+    stated = read_metadata(bundle)["eval_metrics"][key]
+
+    data = tmp_path / "data"
+    subprocess.run([sys.executable, str(REPO / "data_scripts" / f"{name}.py"), "--output-dir", str(data)],
+                   check=True, cwd=REPO, timeout=900)
+    configs = [str(bundle / "configs" / f"{c}.json") for c in ("train", "evaluate")]
+    workflow = run_workflow(configs, "train", bundle_root=str(bundle), dataset_dir=str(data),
+                            output_dir=str(tmp_path / "eval"), num_workers=0)
+    measured = float(workflow.parser.get_parsed_content("validate#evaluator").state.metrics[metric])
+    assert measured == pytest.approx(stated, abs=tolerance), f"{name}: measured {metric} {measured}, stated {stated}"
+    # and the README carries the same figure
+    readme = (bundle / "docs" / "README.md").read_text()
+    decimals = (3, 4) if abs(stated) < 1 else (1, 2)  # a Dice to 3 or 4 places; an MSE of ~100 to 1 or 2
+    assert any(f"{stated:.{d}f}" in readme for d in decimals), f"{name}: README does not state {stated}"
