@@ -22,6 +22,15 @@ __all__ = [
 ]
 
 
+
+def _stem(spatial_dims: int, in_channels: int, out_channels: int, kernel_size: int, norm: Any, act: Any) -> nn.Module:
+    """Full-resolution stem: a "same" convolution, the norm (if any) and the activation."""
+    return nn.Sequential(
+        Conv[Conv.CONV, spatial_dims](in_channels, out_channels, kernel_size, padding=kernel_size // 2),
+        get_norm_layer(norm, spatial_dims, out_channels) if norm is not None else nn.Identity(),
+        get_act_layer(act),
+    )
+
 class DilatedResidualBlock(nn.Module):
     """Pre-activation residual block of two dilated convolutions (HighResNet, Li et al. 2017,
     https://arxiv.org/abs/1707.01992): ``y = x' + conv(act(norm(conv(act(norm(x))))))`` where ``x'`` is ``x`` or its
@@ -130,11 +139,7 @@ class DilatedSegNet(nn.Module):
         if spatial_dims not in (1, 2, 3):
             raise ValueError(f"spatial_dims must be 1, 2 or 3, got {spatial_dims}.")
         conv = Conv[Conv.CONV, spatial_dims]
-        self.stem = nn.Sequential(
-            conv(in_channels, channels[0], kernel_size, padding=kernel_size // 2),
-            get_norm_layer(norm, spatial_dims, channels[0]) if norm is not None else nn.Identity(),
-            get_act_layer(act),
-        )
+        self.stem = _stem(spatial_dims, in_channels, channels[0], kernel_size, norm, act)
         body: list[nn.Module] = []
         c = channels[0]
         for c_out, d, nb in zip(channels, dilations, blocks):
@@ -204,13 +209,8 @@ class DilatedClassifier(nn.Module):
             raise ValueError(f"spatial_dims must be 1, 2 or 3, got {spatial_dims}.")
         if out_channels < 1:
             raise ValueError(f"out_channels (classes) must be >= 1, got {out_channels}.")
-        conv = Conv[Conv.CONV, spatial_dims]
         pool = Pool[Pool.MAX, spatial_dims]
-        self.stem = nn.Sequential(
-            conv(in_channels, channels[0], kernel_size, padding=kernel_size // 2),
-            get_norm_layer(norm, spatial_dims, channels[0]) if norm is not None else nn.Identity(),
-            get_act_layer(act),
-        )
+        self.stem = _stem(spatial_dims, in_channels, channels[0], kernel_size, norm, act)
         stages: list[nn.Module] = []
         c = channels[0]
         for c_out, d, nb in zip(channels, dilations, blocks):
