@@ -8,6 +8,13 @@ Because a convolution over a concatenation is the sum of convolutions over its p
 tensor) and only the hidden part ``W[:, C:] * h`` stays inside the loop over time (``step``). The two paths are
 mathematically identical; ``forward`` is the plain per-step path, kept as the reference.
 
+A third path serves inference on CPUs (no autograd): ``fused_begin`` / ``fused_step`` / ``fused_state``. It keeps
+one preallocated ``[x, h]`` buffer in the compute dtype that each step writes the new frame and the new hidden
+state into (no concatenation, no per-step casts of the weights), one sigmoid over all gates (the candidate gate's
+weights are doubled once per sequence so that ``tanh(a) = 2 sigmoid(2a) - 1`` needs no extra pass), the cell state
+held as ``2c`` in float32 and updated in place, and the new hidden state written straight into the caller's output
+frame. The measured ConvLSTM speed-up is in ``benchmarks/bench_convlstm.py``.
+
 The unroll over time lives in :class:`medst.networks.nets.ConvRNN`, the only loop over time in medst.
 """
 
@@ -168,6 +175,33 @@ class ConvRNNCellBase(nn.Module):
         """One time step from precomputed input gates; returns ``(h_new, new_state)``."""
         raise NotImplementedError
 
+    # ---- fused inference path (CPU, no autograd) ----------------------------------------------------------------
+    def supports_fused(self) -> bool:
+        """Whether this cell has the fused inference path (``fused_begin`` / ``fused_step`` / ``fused_state``)."""
+        return False
+
+    def state_dtype(self, x: torch.Tensor) -> torch.dtype:
+        """The dtype the fused path keeps states and outputs in: float32 for half-precision inputs (as under
+        autocast), the input's dtype otherwise."""
+        return torch.float32 if x.dtype in (torch.bfloat16, torch.float16) else x.dtype
+
+    def fused_begin(self, x: torch.Tensor, state: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Prepare a sequence: returns the context that ``fused_step`` updates in place.
+
+        Args:
+            x: the first frame (B, C, *spatial) (its shape, dtype and device are used).
+            state: the initial state (``num_states`` tensors (B, H, *spatial)).
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no fused inference path.")
+
+    def fused_step(self, ctx: list[torch.Tensor], x: torch.Tensor, out: torch.Tensor) -> None:
+        """One time step: reads frame ``x`` (B, C, *spatial), writes the new hidden state into ``out``."""
+        raise NotImplementedError(f"{type(self).__name__} has no fused inference path.")
+
+    def fused_state(self, ctx: list[torch.Tensor], h: torch.Tensor) -> list[torch.Tensor]:
+        """The state after the last ``fused_step``, given its hidden state ``h``."""
+        raise NotImplementedError(f"{type(self).__name__} has no fused inference path.")
+
     def forward(self, x: torch.Tensor, state: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """One time step, the plain way (the reference path).
 
@@ -249,6 +283,41 @@ class ConvLSTMCell(ConvRNNCellBase):
         c = state[1]
         pre = (x_gates + self._conv(self._low(state[0]), w, None)).to(c.dtype)
         return self._update(pre, c)
+
+    def supports_fused(self) -> bool:
+        return self.peephole_weight is None and not self.use_norm
+
+    def fused_begin(self, x: torch.Tensor, state: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Context ``[z, w, c2(, b)]``: the ``[x, h]`` buffer and the weight in the compute dtype (candidate gate
+        rows doubled), the cell state times 2 in the state dtype, the (doubled-candidate) bias if any."""
+        dt = self.compute_dtype if self.compute_dtype is not None else x.dtype
+        acc = self.state_dtype(x)
+        hc, cin = self.hidden_channels, self.in_channels
+        scale = torch.ones(4 * hc, dtype=acc, device=x.device)
+        scale[3 * hc :] = 2.0  # exact in floating point: conv(2W) = 2 conv(W)
+        w = self.conv.weight.detach().to(acc) * scale.view([-1] + [1] * (self.spatial_dims + 1))
+        z = self._fmt(torch.empty([x.shape[0], cin + hc] + list(x.shape[2:]), dtype=dt, device=x.device))
+        z[:, cin:].copy_(state[0])
+        c2 = self._fmt(state[1].to(acc) * 2.0)
+        ctx = [z, self._fmt(w.to(dt)), c2]
+        b = self.conv.bias
+        if b is not None:
+            ctx.append((b.detach().to(acc) * scale).to(dt))
+        return ctx
+
+    def fused_step(self, ctx: list[torch.Tensor], x: torch.Tensor, out: torch.Tensor) -> None:
+        z, w, c2 = ctx[0], ctx[1], ctx[2]
+        hc, cin = self.hidden_channels, self.in_channels
+        z[:, :cin].copy_(x)
+        s = torch.sigmoid(self._conv(z, w, ctx[3] if len(ctx) > 3 else None))  # i, f, o, (g + 1) / 2
+        i, f, o, sg = s[:, :hc], s[:, hc : 2 * hc], s[:, 2 * hc : 3 * hc], s[:, 3 * hc :]
+        c2.mul_(f).addcmul_(i, sg, value=4.0).sub_(i, alpha=2.0)  # 2c' = f.2c + 2i.g, g = 2 sg - 1
+        th = torch.sigmoid(c2).mul_(2.0).sub_(1.0)  # tanh(c') = 2 sigmoid(2c') - 1
+        torch.mul(o, th, out=out)
+        z[:, cin:].copy_(out)
+
+    def fused_state(self, ctx: list[torch.Tensor], h: torch.Tensor) -> list[torch.Tensor]:
+        return [h, ctx[2] * 0.5]
 
     def forward(self, x: torch.Tensor, state: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
         if state is None:

@@ -61,6 +61,9 @@ class RecurrentDirection(nn.Module):
         choice = self.batched_input
         if choice is not None:
             batched = choice
+        if not torch.jit.is_scripting():  # TorchScript does not compile this block
+            if self._use_fused(x, batched):
+                return self._forward_fused(x, state, steps)
         if batched:
             # every frame's input-to-gate convolution in one call; only the hidden part stays in the loop
             xg = self.cell.input_gates(x.reshape([b * t, x.shape[2]] + spatial))
@@ -76,6 +79,35 @@ class RecurrentDirection(nn.Module):
         if self.reverse:
             outs.reverse()
         return torch.stack(outs, 1), state
+
+
+    def _use_fused(self, x: torch.Tensor, batched: bool) -> bool:
+        """The cell's fused path: for inference (no autograd) on CPUs, unless the batched path was chosen."""
+        return (
+            not batched
+            and x.device.type == "cpu"
+            and not (torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.parameters())))
+            and isinstance(self.cell, ConvRNNCellBase)
+            and self.cell.supports_fused()
+        )
+
+    def _forward_fused(
+        self, x: torch.Tensor, state: list[torch.Tensor], steps: list[int]
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The loop over time on the cell's fused path; every hidden state is written straight into the output."""
+        cell = self.cell
+        b, t = x.shape[0], x.shape[1]
+        spatial = list(x.shape[3:])
+        hc = cell.hidden_channels
+        dtype = cell.state_dtype(x)
+        if cell.channels_last and len(spatial) in (2, 3):  # each output frame channels-last, like the cell's states
+            out = torch.empty([b, t] + spatial + [hc], dtype=dtype, device=x.device).movedim(-1, 2)
+        else:
+            out = torch.empty([b, t, hc] + spatial, dtype=dtype, device=x.device)
+        ctx = cell.fused_begin(x[:, 0], state)
+        for i in steps:
+            cell.fused_step(ctx, x[:, i], out[:, i])
+        return out, cell.fused_state(ctx, out[:, steps[-1]].clone())
 
 
 class RecurrentLayer(nn.Module):
@@ -165,7 +197,10 @@ class ConvRNN(nn.Module):
             per-step path was faster for every input width tried: 1 channel 1.54 s vs 2.39 s (oneDNN runs a
             1-channel convolution at about 2 GFLOP/s), 8 channels 0.75 vs 0.94 s, 64 channels 1.15 vs 1.30 s
             (10 frames), in line with PERFORMANCE.md's 0.92x for split convolutions. The batched path fits
-            devices where many small sequential kernels cost more than one large one.
+            devices where many small sequential kernels cost more than one large one. On CPUs without autograd
+            (``torch.no_grad`` / ``torch.inference_mode``), LSTM cells without peepholes or norm take their fused
+            per-step path (see :mod:`medst.networks.blocks.recurrent_cells`; equal to the plain path within float32
+            rounding), unless ``batched_input=True``.
 
     Shapes:
         ``x``: (B, C, T, *spatial). Output: (B, H_out, T, *spatial) (or (B, H_out, *spatial)), H_out the last

@@ -82,3 +82,86 @@ def test_invalid():
         net(torch.randn(1, 1, 4, 4))  # missing the time axis
     with pytest.raises(ValueError):
         net(torch.randn(1, 1, 2, 4, 4), state=[torch.zeros(1, 4, 4, 4)])
+
+
+FUSED_CASES = [
+    dict(spatial_dims=2, in_channels=2, hidden_channels=(4, 6)),
+    dict(spatial_dims=3, in_channels=1, hidden_channels=3, residual=True),
+    dict(spatial_dims=2, in_channels=2, hidden_channels=3, bidirectional=True),
+    dict(spatial_dims=2, in_channels=1, hidden_channels=5, bias=False),
+    dict(spatial_dims=1, in_channels=2, hidden_channels=4),
+]
+
+
+def _count_fused_steps(net, monkeypatch):
+    """Count the fused steps the network's LSTM cells take (to assert which path ran)."""
+    from medst.networks.blocks.recurrent_cells import ConvLSTMCell
+
+    calls = []
+    original = ConvLSTMCell.fused_step
+
+    def counting(self, ctx, x, out):
+        calls.append(1)
+        return original(self, ctx, x, out)
+
+    monkeypatch.setattr(ConvLSTMCell, "fused_step", counting)
+    return calls
+
+
+@pytest.mark.parametrize("kwargs", FUSED_CASES)
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_fused_inference_path_equals_plain_path(kwargs, channels_last, monkeypatch):
+    torch.manual_seed(0)
+    net = ConvRNN(**kwargs)
+    for m in net.modules():
+        if hasattr(m, "channels_last"):
+            m.channels_last = channels_last
+    x = torch.randn((1, kwargs["in_channels"], 5) + (6,) * kwargs["spatial_dims"])
+    calls = _count_fused_steps(net, monkeypatch)
+    plain, plain_state = net(x, return_state=True)  # autograd on: the plain per-step path
+    assert plain.requires_grad and not calls
+    with torch.no_grad():
+        fused, fused_state = net(x, return_state=True)
+    assert len(calls) == 5 * len(net.layers) * (2 if kwargs.get("bidirectional") else 1)
+    torch.testing.assert_close(fused, plain.detach(), rtol=1e-5, atol=1e-6)
+    for a, b in zip(fused_state, plain_state):
+        torch.testing.assert_close(a, b.detach(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_fused_path_two_chunks_equal_whole(spatial_dims):
+    torch.manual_seed(0)
+    net = ConvRNN(spatial_dims, 2, (3, 4), residual=True).eval()
+    x = torch.randn((1, 2, 6) + (5,) * spatial_dims)
+    with torch.inference_mode():
+        whole = net(x)
+        a, s = net(x[:, :, :4], return_state=True)
+        b = net(x[:, :, 4:], state=s)
+    torch.testing.assert_close(torch.cat([a, b], 2), whole)
+
+
+def test_fused_path_in_bfloat16_stays_close():
+    """bf16 gate convolution and sigmoid, float32 cell state: within a few thousandths of float32 per frame."""
+    torch.manual_seed(0)
+    net = ConvRNN(2, 1, 8).eval()
+    x = torch.rand(1, 1, 12, 16, 16)
+    with torch.inference_mode():
+        ref = net(x)
+        for m in net.modules():
+            if hasattr(m, "compute_dtype"):
+                m.compute_dtype = torch.bfloat16
+        y, state = net(x, return_state=True)
+    assert y.dtype == torch.float32 and all(s.dtype == torch.float32 for s in state)
+    assert 0 < (y - ref).abs().max() < 2e-2
+
+
+@pytest.mark.parametrize("kwargs", [dict(peephole=True), dict(norm="group"), dict(cell="gru")])
+def test_cells_without_fused_path_fall_back(kwargs, monkeypatch):
+    torch.manual_seed(0)
+    net = ConvRNN(2, 1, 4, **kwargs)
+    calls = _count_fused_steps(net, monkeypatch)
+    x = torch.randn(1, 1, 3, 6, 6)
+    plain = net(x)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), plain.detach())
+    assert not calls
