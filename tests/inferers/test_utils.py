@@ -201,3 +201,17 @@ def test_progress_off_without_terminal_and_logging(caplog, monkeypatch):
     with caplog.at_level(logging.INFO, logger="medst.inferers.utils"):
         sliding_window_volume(torch.rand(1, 1, 8, 8, 8), (4, 4, 4), 1, lambda a: a, precision="fp32")
     assert any("sliding window" in m for m in caplog.messages)
+
+
+@pytest.mark.parametrize("k", [1, 2, 5, 300])
+def test_channel_argmax_equals_torch_argmax(k):
+    from medst.inferers import channel_argmax
+
+    torch.manual_seed(0)
+    x = torch.randn(2, k, 3, 7, 5)
+    x[:, -1, 0] = x[:, 0, 0]  # exact ties: the first of equal maxima wins, as in torch.argmax
+    labels = channel_argmax(x)
+    assert labels.dtype == (torch.uint8 if k <= 256 else torch.int32)
+    assert labels.shape == (2, 1, 3, 7, 5)
+    assert torch.equal(labels.long(), x.argmax(1, keepdim=True))
+    assert channel_argmax(x, torch.int64).dtype == torch.int64

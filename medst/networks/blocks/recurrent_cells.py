@@ -181,8 +181,8 @@ class ConvRNNCellBase(nn.Module):
         return False
 
     def state_dtype(self, x: torch.Tensor) -> torch.dtype:
-        """The dtype the fused path keeps states and outputs in: float32 for half-precision inputs (as under
-        autocast), the input's dtype otherwise."""
+        """The dtype the fused path keeps the cell state in: float32 for half-precision inputs (as under autocast),
+        the input's dtype otherwise (hidden states and outputs keep the input's dtype)."""
         return torch.float32 if x.dtype in (torch.bfloat16, torch.float16) else x.dtype
 
     def fused_begin(self, x: torch.Tensor, state: list[torch.Tensor]) -> list[torch.Tensor]:

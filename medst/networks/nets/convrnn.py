@@ -99,7 +99,7 @@ class RecurrentDirection(nn.Module):
         b, t = x.shape[0], x.shape[1]
         spatial = list(x.shape[3:])
         hc = cell.hidden_channels
-        dtype = cell.state_dtype(x)
+        dtype = x.dtype  # the hidden states (and outputs) in the input's dtype; the cell state in float32
         if cell.channels_last and len(spatial) in (2, 3):  # each output frame channels-last, like the cell's states
             out = torch.empty([b, t] + spatial + [hc], dtype=dtype, device=x.device).movedim(-1, 2)
         else:
