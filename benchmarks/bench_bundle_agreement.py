@@ -2,9 +2,10 @@
 
 Random weights make near-ties in the argmax, so the fast paths are judged here on trained weights: the bundle's
 ``network_def`` with ``models/model.pt``, its ``preprocessing`` applied to its default input (``datalist``), and
-the bundle's own window settings (roi, overlap, blending). For each medst variant it prints the share of voxels
-whose label agrees with stock float32, the foreground Dice between the two label maps, the largest logit difference,
-and the median time of both (same process, interleaved rounds).
+the bundle's own window settings (roi, overlap, blending). For a recurrent bundle (its inferer a
+``StreamingInferer``) the reference is the same streaming inferer in float32, since MONAI has none. For each medst
+variant it prints the share of voxels whose label agrees with stock float32, the foreground Dice between the two
+label maps, the largest logit difference, and the median time of both (same process, interleaved rounds).
 
     python benchmarks/bench_bundle_agreement.py [--bundle bundles/brain_extraction_unetr] [--runs 3]
 """
@@ -50,17 +51,26 @@ def main() -> None:
     source = parser.get_parsed_content("datalist")[0]
     image = parser.get_parsed_content("preprocessing")({"image": source})["image"][None].as_tensor()
     window = parser["inferer"]
-    roi, overlap, mode = parser.get_parsed_content("inferer#roi_size"), window["overlap"], window["mode"]
+    roi, overlap, mode = parser.get_parsed_content("inferer#roi_size"), window["overlap"], window.get("mode")
     print(machine_line())
     print(f"bundle {bundle.name}, input {Path(str(source)).name} -> {tuple(image.shape)}, roi {roi}, overlap {overlap}")
 
-    stock = SlidingWindowInferer(roi_size=roi, sw_batch_size=window.get("sw_batch_size", 1), overlap=overlap, mode=mode)
-    variants = {"stock fp32": lambda: stock(image, net)}
-    for v in args.variants.split(","):
-        kw = {"precision": "auto", "compile": True} if v == "compile" else {"precision": v}
-        inferer = VolumeInferer(roi_size=roi, sw_batch_size=window.get("sw_batch_size", 1), overlap=overlap,
-                                mode=mode, progress=False, **kw)
-        variants[f"medst {v}"] = lambda inferer=inferer: inferer(image, net)
+    variants = {}
+    if str(window.get("_target_", "")).endswith("StreamingInferer"):
+        # a recurrent bundle: MONAI has no streaming inferer, so the reference is medst's own in float32
+        for v in ["fp32"] + [v for v in args.variants.split(",") if v != "fp32"]:
+            parser["inferer#precision"] = v
+            inferer = parser.get_parsed_content("inferer", lazy=False)
+            variants["stock fp32" if v == "fp32" else f"medst {v}"] = lambda inferer=inferer: inferer(image, net)
+    else:
+        sw_batch = window.get("sw_batch_size", 1)
+        stock = SlidingWindowInferer(roi_size=roi, sw_batch_size=sw_batch, overlap=overlap, mode=mode)
+        variants["stock fp32"] = lambda: stock(image, net)
+        for v in args.variants.split(","):
+            kw = {"precision": "auto", "compile": True} if v == "compile" else {"precision": v}
+            inferer = VolumeInferer(roi_size=roi, sw_batch_size=sw_batch, overlap=overlap, mode=mode, progress=False,
+                                    **kw)
+            variants[f"medst {v}"] = lambda inferer=inferer: inferer(image, net)
 
     outputs = {}
     with torch.inference_mode():
