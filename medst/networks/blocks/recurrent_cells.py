@@ -363,6 +363,44 @@ class ConvGRUCell(ConvRNNCellBase):
         w = hidden_weight if hidden_weight is not None else self.hidden_weight()
         return self._finish(x_gates, state[0], w)
 
+    def supports_fused(self) -> bool:
+        return not self.use_norm
+
+    def fused_begin(self, x: torch.Tensor, state: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Context ``[z, z2, w_zr, w_n, h(, b_zr, b_n)]``: the ``[x, h]`` and ``[x, r.h]`` buffers and the weights in
+        the compute dtype (candidate rows doubled), the current hidden state, the biases if any."""
+        dt = self.compute_dtype if self.compute_dtype is not None else x.dtype
+        acc = self.state_dtype(x)
+        hc, cin = self.hidden_channels, self.in_channels
+        shape = [x.shape[0], cin + hc] + list(x.shape[2:])
+        z = self._fmt(torch.empty(shape, dtype=dt, device=x.device))
+        z[:, cin:].copy_(state[0])
+        z2 = self._fmt(torch.empty(shape, dtype=dt, device=x.device))
+        w = self.conv.weight.detach().to(acc)
+        ctx = [z, z2, self._fmt(w[: 2 * hc].to(dt)), self._fmt((w[2 * hc :] * 2.0).to(dt)), state[0]]
+        b = self.conv.bias
+        if b is not None:
+            b = b.detach().to(acc)
+            ctx += [b[: 2 * hc].to(dt), (b[2 * hc :] * 2.0).to(dt)]
+        return ctx
+
+    def fused_step(self, ctx: list[torch.Tensor], x: torch.Tensor, out: torch.Tensor) -> None:
+        z, z2, w_zr, w_n, h = ctx[0], ctx[1], ctx[2], ctx[3], ctx[4]
+        hc, cin = self.hidden_channels, self.in_channels
+        biased = len(ctx) > 5
+        z[:, :cin].copy_(x)
+        z2[:, :cin].copy_(x)
+        zr = torch.sigmoid(self._conv(z, w_zr, ctx[5] if biased else None))
+        u, r = zr[:, :hc], zr[:, hc:]
+        torch.mul(r, h, out=z2[:, cin:])
+        n = torch.sigmoid(self._conv(z2, w_n, ctx[6] if biased else None)).mul_(2.0).sub_(1.0)  # tanh, as 2s(2a)-1
+        torch.add(n, torch.sub(h, n).mul_(u), out=out)  # h' = (1 - u).n + u.h
+        z[:, cin:].copy_(out)
+        ctx[4] = out
+
+    def fused_state(self, ctx: list[torch.Tensor], h: torch.Tensor) -> list[torch.Tensor]:
+        return [h]
+
     def forward(self, x: torch.Tensor, state: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
         if state is None:
             state = self.init_state(x)

@@ -198,8 +198,8 @@ class ConvRNN(nn.Module):
             1-channel convolution at about 2 GFLOP/s), 8 channels 0.75 vs 0.94 s, 64 channels 1.15 vs 1.30 s
             (10 frames), in line with PERFORMANCE.md's 0.92x for split convolutions. The batched path fits
             devices where many small sequential kernels cost more than one large one. On CPUs without autograd
-            (``torch.no_grad`` / ``torch.inference_mode``), LSTM cells without peepholes or norm take their fused
-            per-step path (see :mod:`medst.networks.blocks.recurrent_cells`; equal to the plain path within float32
+            (``torch.no_grad`` / ``torch.inference_mode``), cells without norm (LSTM: nor peepholes) take their
+            fused per-step path (see :mod:`medst.networks.blocks.recurrent_cells`; equal to the plain path within float32
             rounding), unless ``batched_input=True``.
 
     Shapes:

@@ -86,6 +86,8 @@ def test_invalid():
 
 FUSED_CASES = [
     dict(spatial_dims=2, in_channels=2, hidden_channels=(4, 6)),
+    dict(spatial_dims=2, in_channels=2, hidden_channels=(4, 6), cell="gru"),
+    dict(spatial_dims=3, in_channels=1, hidden_channels=3, cell="gru", residual=True, bias=False),
     dict(spatial_dims=3, in_channels=1, hidden_channels=3, residual=True),
     dict(spatial_dims=2, in_channels=2, hidden_channels=3, bidirectional=True),
     dict(spatial_dims=2, in_channels=1, hidden_channels=5, bias=False),
@@ -94,17 +96,17 @@ FUSED_CASES = [
 
 
 def _count_fused_steps(net, monkeypatch):
-    """Count the fused steps the network's LSTM cells take (to assert which path ran)."""
-    from medst.networks.blocks.recurrent_cells import ConvLSTMCell
+    """Count the fused steps the network's cells take (to assert which path ran)."""
+    from medst.networks.blocks.recurrent_cells import ConvGRUCell, ConvLSTMCell
 
     calls = []
-    original = ConvLSTMCell.fused_step
+    for cls in (ConvLSTMCell, ConvGRUCell):
 
-    def counting(self, ctx, x, out):
-        calls.append(1)
-        return original(self, ctx, x, out)
+        def counting(self, ctx, x, out, original=cls.fused_step):
+            calls.append(1)
+            return original(self, ctx, x, out)
 
-    monkeypatch.setattr(ConvLSTMCell, "fused_step", counting)
+        monkeypatch.setattr(cls, "fused_step", counting)
     return calls
 
 
@@ -129,9 +131,10 @@ def test_fused_inference_path_equals_plain_path(kwargs, channels_last, monkeypat
 
 
 @pytest.mark.parametrize("spatial_dims", [2, 3])
-def test_fused_path_two_chunks_equal_whole(spatial_dims):
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_fused_path_two_chunks_equal_whole(spatial_dims, cell):
     torch.manual_seed(0)
-    net = ConvRNN(spatial_dims, 2, (3, 4), residual=True).eval()
+    net = ConvRNN(spatial_dims, 2, (3, 4), cell=cell, residual=True).eval()
     x = torch.randn((1, 2, 6) + (5,) * spatial_dims)
     with torch.inference_mode():
         whole = net(x)
@@ -140,10 +143,11 @@ def test_fused_path_two_chunks_equal_whole(spatial_dims):
     torch.testing.assert_close(torch.cat([a, b], 2), whole)
 
 
-def test_fused_path_in_bfloat16_stays_close():
-    """bf16 gate convolution and sigmoid, float32 cell state: within a few thousandths of float32 per frame."""
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_fused_path_in_bfloat16_stays_close(cell):
+    """bf16 gate convolutions and sigmoids, float32 states: within a few thousandths of float32 per frame."""
     torch.manual_seed(0)
-    net = ConvRNN(2, 1, 8).eval()
+    net = ConvRNN(2, 1, 8, cell=cell).eval()
     x = torch.rand(1, 1, 12, 16, 16)
     with torch.inference_mode():
         ref = net(x)
@@ -155,7 +159,7 @@ def test_fused_path_in_bfloat16_stays_close():
     assert 0 < (y - ref).abs().max() < 2e-2
 
 
-@pytest.mark.parametrize("kwargs", [dict(peephole=True), dict(norm="group"), dict(cell="gru")])
+@pytest.mark.parametrize("kwargs", [dict(peephole=True), dict(norm="group"), dict(cell="gru", norm="group")])
 def test_cells_without_fused_path_fall_back(kwargs, monkeypatch):
     torch.manual_seed(0)
     net = ConvRNN(2, 1, 4, **kwargs)
