@@ -334,17 +334,11 @@ def _real_bundles() -> list:
     return find_bundles(default_bundles_dir())
 
 
-#: the real bundle checked in the default (fast) suite; the others run with ``pytest -m slow``
-FAST_REAL_BUNDLE = "moving_digits_convlstm_segmentation"
-
-
 def _real_bundle_params() -> list:
     bundles = _real_bundles()
     if not bundles:
         return [pytest.param(None, id="none")]
-    return [
-        pytest.param(b, id=b.name, marks=() if b.name == FAST_REAL_BUNDLE else pytest.mark.slow) for b in bundles
-    ]
+    return [pytest.param(b, id=b.name) for b in bundles]
 
 
 @pytest.mark.parametrize("bundle", _real_bundle_params())
