@@ -80,7 +80,6 @@ class RecurrentDirection(nn.Module):
             outs.reverse()
         return torch.stack(outs, 1), state
 
-
     def _use_fused(self, x: torch.Tensor, batched: bool) -> bool:
         """The cell's fused path: for inference (no autograd) on CPUs, unless the batched path was chosen."""
         return (
@@ -199,8 +198,8 @@ class ConvRNN(nn.Module):
             (10 frames), in line with PERFORMANCE.md's 0.92x for split convolutions. The batched path fits
             devices where many small sequential kernels cost more than one large one. On CPUs without autograd
             (``torch.no_grad`` / ``torch.inference_mode``), cells without norm (LSTM: nor peepholes) take their
-            fused per-step path (see :mod:`medst.networks.blocks.recurrent_cells`; equal to the plain path within float32
-            rounding), unless ``batched_input=True``.
+            fused per-step path (see :mod:`medst.networks.blocks.recurrent_cells`; equal to the plain path within
+            float32 rounding), unless ``batched_input=True``.
 
     Shapes:
         ``x``: (B, C, T, *spatial). Output: (B, H_out, T, *spatial) (or (B, H_out, *spatial)), H_out the last
