@@ -23,6 +23,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from medst.networks.blocks.recurrent_cells import RecurrentStepBase
+
 __all__ = ["E3DLSTMCell", "E3DLSTMStack"]
 
 
@@ -86,7 +88,7 @@ class E3DLSTMCell(nn.Module):
         return h_new, c_new, c_hist, m_new
 
 
-class E3DLSTMStack(nn.Module):
+class E3DLSTMStack(RecurrentStepBase):
     """A stack of E3D-LSTM layers with a frame-window buffer and a next-frame head, advancing ONE time step.
 
     It has the interface of a :class:`~medst.networks.blocks.ConvRNNCellBase` cell, so that
@@ -136,18 +138,6 @@ class E3DLSTMStack(nn.Module):
         for _ in range(self.num_layers):
             state += [z([b, hc, self.window, hh, ww]), z([b, hc, self.window, hh, ww]), z([b, self.tau, hc, self.window, hh, ww])]
         return state
-
-    def input_gates(self, x: torch.Tensor) -> torch.Tensor:
-        """Nothing to precompute: the window depends on earlier predictions."""
-        return x
-
-    def hidden_weight(self) -> torch.Tensor:
-        return torch.zeros(0)
-
-    def step(
-        self, x_gates: torch.Tensor, state: list[torch.Tensor], hidden_weight: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        return self.forward(x_gates, state)
 
     def forward(self, x: torch.Tensor, state: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """x: (B, 1 + C, h, w) -> (prediction of the next frame (B, C, h, w), new state)."""

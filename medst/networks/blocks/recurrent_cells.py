@@ -28,7 +28,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 from monai.networks.layers.factories import Conv
 
-__all__ = ["ConvRNNCellBase", "ConvLSTMCell", "ConvGRUCell", "get_cell_class", "fast_tanh"]
+__all__ = [
+    "ConvRNNCellBase",
+    "ConvLSTMCell",
+    "ConvGRUCell",
+    "RecurrentStepBase",
+    "get_cell_class",
+    "fast_tanh",
+]
 
 
 def fast_tanh(x: torch.Tensor) -> torch.Tensor:
@@ -417,6 +424,26 @@ class ConvGRUCell(ConvRNNCellBase):
         n = fast_tanh(self._norm(n, 2, 1))
         h_new = (1.0 - z) * n + z * h
         return h_new, [h_new]
+
+
+class RecurrentStepBase(nn.Module):
+    """Base of modules that advance a whole stack of layers by one time step (E3D-LSTM, PredNet) for
+    :class:`medst.networks.nets.RecurrentDirection`: no input gates to precompute, ``step`` is ``forward``.
+
+    Subclasses implement ``init_state(x)`` and ``forward(x, state) -> (output, state)`` and set ``num_states``.
+    """
+
+    def input_gates(self, x: torch.Tensor) -> torch.Tensor:
+        """Nothing to precompute: a step's input depends on earlier steps."""
+        return x
+
+    def hidden_weight(self) -> torch.Tensor:
+        return torch.zeros(0)
+
+    def step(
+        self, x_gates: torch.Tensor, state: list[torch.Tensor], hidden_weight: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        return self.forward(x_gates, state)
 
 
 _CELLS = {"lstm": ConvLSTMCell, "gru": ConvGRUCell}
