@@ -251,12 +251,17 @@ class _Preprocess:
             return {"_error": _error_line(e)}
 
 
-def _error_line(e: BaseException) -> str:
-    """The first line of an error (MONAI wraps transform errors: the innermost cause says what went wrong)."""
-    while e.__cause__ is not None:
-        e = e.__cause__
-    text = str(e).strip()
-    return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
+def _error_line(e: BaseException, name_unwrapped: bool = True) -> str:
+    """The first line of an error, after its type's name (MONAI wraps transform errors: the innermost cause says what
+    went wrong, so its line is used). ``name_unwrapped=False``: an error with no cause gives its line alone."""
+    inner = e
+    while inner.__cause__ is not None:
+        inner = inner.__cause__
+    text = str(inner).strip()
+    line = text.splitlines()[0] if text else ""
+    if inner is e and not name_unwrapped and line:
+        return line
+    return f"{type(inner).__name__}: {line}".rstrip(": ")
 
 
 class Bundle:

@@ -200,12 +200,9 @@ def _list(args: argparse.Namespace) -> int:
 
 def _message(e: BaseException) -> str:
     """One line: the error's own message, or, for MONAI's wrapped transform errors, the innermost cause's."""
-    inner = e
-    while inner.__cause__ is not None:
-        inner = inner.__cause__
-    text = str(inner).strip()
-    line = text.splitlines()[0] if text else type(inner).__name__
-    return line if inner is e else f"{type(inner).__name__}: {line}"
+    from .api import _error_line
+
+    return _error_line(e, name_unwrapped=False)
 
 
 _COMMANDS = {"predict": _predict, "list": _list, "info": _info}

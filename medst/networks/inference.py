@@ -6,12 +6,12 @@ What it does (see /work/shared/PERFORMANCE.md for the measurements behind it):
 - ``precision="bf16"`` / ``"fp16"``: the network runs under ``torch.autocast`` in that dtype, and the convolutional
   recurrent cells convolve their gates in it while keeping the gate maths and the cell state in float32 (so a long
   sequence does not accumulate low-precision error in its memory); outputs come back as float32;
-- on CPUs in float32, the recurrent cells keep their gates and states channels-last (oneDNN's faster layout);
+- on CPUs, the recurrent cells keep their gates and states channels-last (oneDNN's faster layout);
 - ``precision="auto"``: bfloat16 where the hardware runs it natively (a CUDA GPU with bf16; a CPU with AVX512-BF16 or
   AMX), float16 on other CUDA GPUs, float32 otherwise.
 
-The recurrent networks already compute every frame's input-to-gate convolution in one batched call (identical
-results in float32); that part needs nothing from this function.
+Without autograd on a CPU the recurrent cells take their fused per-step path by themselves (see
+:mod:`medst.networks.blocks.recurrent_cells`); this function sets its precision and layout.
 """
 
 from __future__ import annotations

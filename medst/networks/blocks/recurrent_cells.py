@@ -102,11 +102,11 @@ class ConvRNNCellBase(nn.Module):
             bias=bias,
         )
         # None: convolve in the input's dtype. A lower precision (torch.bfloat16 / torch.float16; set by
-        # medst.networks.optimize_for_inference) runs the gate convolutions of the batched path in that dtype while
-        # the gate maths and the state stay in the state's dtype (float32).
+        # medst.networks.optimize_for_inference) runs the gate convolutions in that dtype while the cell state stays
+        # in float32.
         self.compute_dtype = None
-        # True: the batched path keeps gates and states channels-last (NHWC / NDHWC), which oneDNN convolves faster
-        # on CPUs; also set by optimize_for_inference.
+        # True: gates and states channels-last (NHWC / NDHWC), which oneDNN convolves faster on CPUs; also set by
+        # optimize_for_inference.
         self.channels_last = False
         self.use_norm = norm == "group"
         self.norm_groups = norm_groups
@@ -192,6 +192,23 @@ class ConvRNNCellBase(nn.Module):
         """The dtype the fused path keeps the cell state in: float32 for half-precision inputs (as under autocast),
         the input's dtype otherwise (hidden states and outputs keep the input's dtype)."""
         return torch.float32 if x.dtype in (torch.bfloat16, torch.float16) else x.dtype
+
+    def _fused_setup(
+        self, x: torch.Tensor, h: torch.Tensor, doubled_from: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The fused path's ``[x, h]`` buffer (holding ``h``) and the gate weight and bias in the compute dtype, with
+        the rows from gate ``doubled_from`` on doubled (for ``tanh(a) = 2 sigmoid(2a) - 1``; exact in floating point:
+        conv(2W) = 2 conv(W)). Weights are converted once per sequence."""
+        dt = self.compute_dtype if self.compute_dtype is not None else x.dtype
+        acc = self.state_dtype(x)
+        hc = self.hidden_channels
+        z = self._fmt(torch.empty([x.shape[0], self.in_channels + hc] + list(x.shape[2:]), dtype=dt, device=x.device))
+        z[:, self.in_channels :].copy_(h)
+        scale = torch.ones(self.num_gates * hc, dtype=acc, device=x.device)
+        scale[doubled_from * hc :] = 2.0
+        w = self.conv.weight.detach().to(acc) * scale.view([-1] + [1] * (self.spatial_dims + 1))
+        b = self.conv.bias
+        return z, self._fmt(w.to(dt)), None if b is None else (b.detach().to(acc) * scale).to(dt)
 
     def fused_begin(self, x: torch.Tensor, state: list[torch.Tensor]) -> list[torch.Tensor]:
         """Prepare a sequence: returns the context that ``fused_step`` updates in place.
@@ -288,9 +305,7 @@ class ConvLSTMCell(ConvRNNCellBase):
         self, x_gates: torch.Tensor, state: list[torch.Tensor], hidden_weight: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         w = hidden_weight if hidden_weight is not None else self.hidden_weight()
-        c = state[1]
-        pre = (x_gates + self._conv(self._low(state[0]), w, None)).to(c.dtype)
-        return self._update(pre, c)
+        return self._update(x_gates + self._conv(self._low(state[0]), w, None), state[1])
 
     def supports_fused(self) -> bool:
         return self.peephole_weight is None and not self.use_norm
@@ -298,19 +313,10 @@ class ConvLSTMCell(ConvRNNCellBase):
     def fused_begin(self, x: torch.Tensor, state: list[torch.Tensor]) -> list[torch.Tensor]:
         """Context ``[z, w, c2(, b)]``: the ``[x, h]`` buffer and the weight in the compute dtype (candidate gate
         rows doubled), the cell state times 2 in the state dtype, the (doubled-candidate) bias if any."""
-        dt = self.compute_dtype if self.compute_dtype is not None else x.dtype
-        acc = self.state_dtype(x)
-        hc, cin = self.hidden_channels, self.in_channels
-        scale = torch.ones(4 * hc, dtype=acc, device=x.device)
-        scale[3 * hc :] = 2.0  # exact in floating point: conv(2W) = 2 conv(W)
-        w = self.conv.weight.detach().to(acc) * scale.view([-1] + [1] * (self.spatial_dims + 1))
-        z = self._fmt(torch.empty([x.shape[0], cin + hc] + list(x.shape[2:]), dtype=dt, device=x.device))
-        z[:, cin:].copy_(state[0])
-        c2 = self._fmt(state[1].to(acc) * 2.0)
-        ctx = [z, self._fmt(w.to(dt)), c2]
-        b = self.conv.bias
+        z, w, b = self._fused_setup(x, state[0], 3)
+        ctx = [z, w, self._fmt(state[1].to(self.state_dtype(x)) * 2.0)]
         if b is not None:
-            ctx.append((b.detach().to(acc) * scale).to(dt))
+            ctx.append(b)
         return ctx
 
     def fused_step(self, ctx: list[torch.Tensor], x: torch.Tensor, out: torch.Tensor) -> None:
@@ -377,19 +383,11 @@ class ConvGRUCell(ConvRNNCellBase):
     def fused_begin(self, x: torch.Tensor, state: list[torch.Tensor]) -> list[torch.Tensor]:
         """Context ``[z, z2, w_zr, w_n, h(, b_zr, b_n)]``: the ``[x, h]`` and ``[x, r.h]`` buffers and the weights in
         the compute dtype (candidate rows doubled), the current hidden state, the biases if any."""
-        dt = self.compute_dtype if self.compute_dtype is not None else x.dtype
-        acc = self.state_dtype(x)
-        hc, cin = self.hidden_channels, self.in_channels
-        shape = [x.shape[0], cin + hc] + list(x.shape[2:])
-        z = self._fmt(torch.empty(shape, dtype=dt, device=x.device))
-        z[:, cin:].copy_(state[0])
-        z2 = self._fmt(torch.empty(shape, dtype=dt, device=x.device))
-        w = self.conv.weight.detach().to(acc)
-        ctx = [z, z2, self._fmt(w[: 2 * hc].to(dt)), self._fmt((w[2 * hc :] * 2.0).to(dt)), state[0]]
-        b = self.conv.bias
+        hc = self.hidden_channels
+        z, w, b = self._fused_setup(x, state[0], 2)
+        ctx = [z, torch.empty_like(z), w[: 2 * hc], w[2 * hc :], state[0]]
         if b is not None:
-            b = b.detach().to(acc)
-            ctx += [b[: 2 * hc].to(dt), (b[2 * hc :] * 2.0).to(dt)]
+            ctx += [b[: 2 * hc], b[2 * hc :]]
         return ctx
 
     def fused_step(self, ctx: list[torch.Tensor], x: torch.Tensor, out: torch.Tensor) -> None:

@@ -22,7 +22,6 @@ __all__ = [
 ]
 
 
-
 def _stem(spatial_dims: int, in_channels: int, out_channels: int, kernel_size: int, norm: Any, act: Any) -> nn.Module:
     """Full-resolution stem: a "same" convolution, the norm (if any) and the activation."""
     return nn.Sequential(
@@ -30,6 +29,7 @@ def _stem(spatial_dims: int, in_channels: int, out_channels: int, kernel_size: i
         get_norm_layer(norm, spatial_dims, out_channels) if norm is not None else nn.Identity(),
         get_act_layer(act),
     )
+
 
 class DilatedResidualBlock(nn.Module):
     """Pre-activation residual block of two dilated convolutions (HighResNet, Li et al. 2017,
