@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .inferer import StreamingInferer, VolumeInferer
+from .inferer import AutocastInferer, StreamingInferer, VolumeInferer
 from .utils import (
     OUTPUTS,
     PRECISIONS,
@@ -15,6 +15,7 @@ from .utils import (
 )
 
 __all__ = [
+    "AutocastInferer",
     "OUTPUTS",
     "PRECISIONS",
     "FastPredictor",

@@ -4,7 +4,7 @@ import pytest
 import torch
 from monai.inferers import Inferer, sliding_window_inference
 
-from medst.inferers import StreamingInferer, VolumeInferer, stream_sequence
+from medst.inferers import AutocastInferer, StreamingInferer, VolumeInferer, cpu_has_native_bf16, stream_sequence
 
 from .recurrent_helpers import TinyConvRNN
 
@@ -20,6 +20,32 @@ def test_volume_inferer_is_a_monai_inferer():
 def test_volume_inferer_errors(kwargs):
     with pytest.raises(ValueError):
         VolumeInferer((8, 8, 8), **kwargs)
+
+
+def test_autocast_inferer_trains_in_bf16_with_float32_outputs_and_grads():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(4, 2, 1))
+    x = torch.rand(2, 1, 8, 8)
+    inf = AutocastInferer("bf16")
+    assert isinstance(inf, Inferer) and inf.dtype("cpu") is torch.bfloat16
+    seen = []
+    hook = net[0].register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    y = inf(x, net)
+    hook.remove()
+    assert seen == [torch.bfloat16] and y.dtype == torch.float32  # computed in bf16, handed back in float32
+    ref = net(x)
+    torch.testing.assert_close(y, ref, atol=5e-2, rtol=5e-2)
+    y.square().mean().backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in net.parameters())
+    # fp32 is the plain network call, and "auto" is bf16 exactly where the CPU computes it natively
+    torch.testing.assert_close(AutocastInferer("fp32")(x, net), ref)
+    assert AutocastInferer("auto").dtype("cpu") is (torch.bfloat16 if cpu_has_native_bf16() else None)
+
+
+@pytest.mark.parametrize("precision", ["fp16", "half", "auto16"])
+def test_autocast_inferer_refuses_fp16_and_unknown(precision):
+    with pytest.raises(ValueError, match="amp=True"):
+        AutocastInferer(precision)
 
 
 STREAM = [
