@@ -7,7 +7,14 @@ writer that keep a 4D scan's time spacing (pixdim[4]) for .nii / .nii.gz.
 
 from __future__ import annotations
 
-from .overlay import DEFAULT_COLOURS, overlay_frames, save_overlay_png, to_uint8, write_overlay_video
+from .overlay import (
+    DEFAULT_COLOURS,
+    overlay_frames,
+    save_filmstrip_png,
+    save_overlay_png,
+    to_uint8,
+    write_overlay_video,
+)
 from .sample_data import SAMPLE_FILES, package_file, sample_file
 from .nifti import (
     TIME_UNIT_SECONDS,
@@ -69,6 +76,7 @@ __all__ = [
     "time_spacing_seconds",
     "DEFAULT_COLOURS",
     "overlay_frames",
+    "save_filmstrip_png",
     "save_overlay_png",
     "to_uint8",
     "write_overlay_video",

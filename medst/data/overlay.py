@@ -2,7 +2,8 @@
 
 ``write_overlay_video`` blends coloured labels over the frames of a video (C, T, H, W) and writes a video
 (lossy .mp4 by default, for watching); ``save_overlay_png`` draws three orthogonal slices of a volume
-(C, X, Y, Z) with the mask's outline and fill, through the mask's centre, into one PNG. Both write atomically.
+(C, X, Y, Z) with the mask's outline and fill, through the mask's centre, into one PNG; ``save_filmstrip_png``
+lays clips out as rows of frames (e.g. the input and the forecast of a prediction). All write atomically.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import torch
 from .utils import MedstDataError, atomic_write_path
 from .video import write_video
 
-__all__ = ["DEFAULT_COLOURS", "overlay_frames", "write_overlay_video", "save_overlay_png", "to_uint8"]
+__all__ = ["DEFAULT_COLOURS", "overlay_frames", "write_overlay_video", "save_overlay_png", "save_filmstrip_png",
+           "to_uint8"]
 
 #: RGB colours of labels 1, 2, ... (label 0 is background and left unpainted); cycled for more labels
 DEFAULT_COLOURS: tuple[tuple[int, int, int], ...] = (
@@ -175,4 +177,44 @@ def save_overlay_png(image: Any, mask: Any, path: str | os.PathLike, alpha: floa
             fig.savefig(tmp, dpi=dpi, format="png")
     finally:
         plt.close(fig)
+    return path
+
+
+def save_filmstrip_png(clips: Sequence[Any], path: str | os.PathLike, value_range: tuple[float, float] = (0.0, 1.0),
+                       gap: int = 2) -> Path:
+    """Grey clips as rows of frames in one PNG: row ``i`` is ``clips[i]``, its frames left to right in time.
+
+    Args:
+        clips: each (T, H, W) or (1, T, H, W); every clip's frames the same H x W (rows may differ in T: shorter
+            rows end early).
+        path: output .png.
+        value_range: intensities mapped to black and white (uint8 clips are drawn as they are).
+        gap: pixels of grey between frames and between rows.
+    """
+    from PIL import Image
+
+    rows = []
+    for i, clip in enumerate(clips):
+        a = _np(clip)
+        if a.ndim == 4 and a.shape[0] == 1:
+            a = a[0]
+        if a.ndim != 3:
+            raise MedstDataError(f"save_filmstrip_png: clip {i} must be (T, H, W) or (1, T, H, W), got {a.shape}")
+        if a.dtype != np.uint8:
+            lo, hi = value_range
+            a = (np.clip((a.astype(np.float32) - lo) / (hi - lo), 0, 1) * 255).round().astype(np.uint8)
+        rows.append(a)
+    if not rows:
+        raise MedstDataError("save_filmstrip_png: no clips given")
+    h, w = rows[0].shape[1:]
+    if any(r.shape[1:] != (h, w) for r in rows):
+        raise MedstDataError(f"save_filmstrip_png: frames differ in size: {[r.shape[1:] for r in rows]}")
+    cols = max(r.shape[0] for r in rows)
+    sheet = np.full((len(rows) * (h + gap) - gap, cols * (w + gap) - gap), 96, np.uint8)
+    for i, r in enumerate(rows):
+        for t, frame in enumerate(r):
+            sheet[i * (h + gap): i * (h + gap) + h, t * (w + gap): t * (w + gap) + w] = frame
+    path = Path(path)
+    with atomic_write_path(path) as tmp:
+        Image.fromarray(sheet).save(tmp, format="png", optimize=True)
     return path

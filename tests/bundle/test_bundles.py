@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+import numpy as np
 import torch
 from monai.bundle import ConfigParser, ckpt_export, verify_net_in_out
 
@@ -188,6 +189,23 @@ def test_inference(bundle, tiny_data, tmp_path):
     run_workflow(_configs(bundle, "inference"), "infer", bundle_root=str(bundle), datalist=images, output_dir=str(out))
     written = [p for p in out.rglob("*") if p.is_file()]
     assert len(written) >= len(images), f"inference wrote {written} for {len(images)} inputs"
+
+
+def test_prediction_inference_writes_nifti_video_and_filmstrip(tiny_data, tmp_path):
+    from PIL import Image
+
+    bundle = REPO / "bundles" / "moving_digits_convlstm_prediction"
+    images = _test_images(tiny_data(bundle))[:2]
+    out = tmp_path / "out"
+    run_workflow(_configs(bundle, "inference"), "infer", bundle_root=str(bundle), datalist=images, output_dir=str(out))
+    for image in images:
+        stem = Path(image).name.split(".")[0]
+        for ext in (".nii.gz", ".mp4", ".png"):
+            assert (out / f"{stem}_pred{ext}").is_file(), f"no {stem}_pred{ext} in {sorted(out.iterdir())}"
+        # the picture: a row of the 10 input frames over a row of the 10 forecast frames, 2-pixel gaps
+        strip = np.asarray(Image.open(out / f"{stem}_pred.png"))
+        h, w = np.load(image).shape[1:]
+        assert strip.shape == (2 * h + 2, 10 * w + 18)
 
 
 @bundle_param

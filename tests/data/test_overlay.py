@@ -14,6 +14,7 @@ from medst.data import (
     MedstDataError,
     overlay_frames,
     read_video,
+    save_filmstrip_png,
     save_overlay_png,
     write_overlay_video,
 )
@@ -75,3 +76,21 @@ def test_save_overlay_png_errors(tmp_path):
     with pytest.raises(MedstDataError):
         save_overlay_png(torch.zeros(2, 3), torch.zeros(2, 3), tmp_path / "x.png")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_save_filmstrip_png_lays_out_rows_of_frames(tmp_path):
+    from PIL import Image
+
+    inp = torch.zeros(1, 3, 4, 5)
+    inp[0, 1, 2, 3] = 1.0  # frame 1 of row 0: one white pixel
+    out = np.full((2, 4, 5), 0.5, np.float32)  # a shorter row, mid grey
+    path = save_filmstrip_png([inp, out], tmp_path / "strip.png", gap=1)
+    sheet = np.asarray(Image.open(path))
+    assert sheet.shape == (2 * 4 + 1, 3 * 5 + 2) and sheet.dtype == np.uint8
+    assert sheet[2, 1 * 6 + 3] == 255 and sheet[:4, :5].max() == 0  # the pixel, in row 0 column 1; frame 0 black
+    assert (sheet[5:, :5] == 128).all() and (sheet[5:, 6:11] == 128).all()  # row 1: two grey frames
+    assert (sheet[5:, 12:] == 96).all() and (sheet[4] == 96).all()  # the missing third frame and the gap: grey
+    with pytest.raises(MedstDataError, match="differ in size"):
+        save_filmstrip_png([inp, np.zeros((2, 4, 4))], tmp_path / "bad.png")
+    with pytest.raises(MedstDataError, match="must be"):
+        save_filmstrip_png([np.zeros((4, 5))], tmp_path / "bad.png")

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from monai.bundle import ConfigParser
-from PIL import Image
+
+from medst.data import save_filmstrip_png
 
 
 def main() -> None:
@@ -35,9 +36,7 @@ def main() -> None:
     with torch.no_grad():
         forecast = net(torch.from_numpy(frames_in)[None, None])[0, 0].numpy()
 
-    rows = [np.concatenate(list(f), axis=1) for f in (frames_in, frames_out, forecast)]
-    grid = np.concatenate(rows, axis=0)  # input / truth / forecast, left to right in time
-    Image.fromarray((grid.clip(0, 1) * 255).round().astype(np.uint8)).save(args.out, optimize=True)
+    save_filmstrip_png([frames_in, frames_out, forecast], args.out)  # rows: input / truth / forecast
     print(f"wrote {args.out}: rows = input frames 1-10, true frames 11-20, forecast frames 11-20")
 
 
