@@ -193,6 +193,9 @@ def save_filmstrip_png(clips: Sequence[Any], path: str | os.PathLike, value_rang
     """
     from PIL import Image
 
+    lo, hi = value_range
+    if not hi > lo:
+        raise ValueError(f"save_filmstrip_png: value_range must be (low, high) with high > low, got {value_range}")
     rows = []
     for i, clip in enumerate(clips):
         a = _np(clip)
@@ -201,7 +204,6 @@ def save_filmstrip_png(clips: Sequence[Any], path: str | os.PathLike, value_rang
         if a.ndim != 3:
             raise MedstDataError(f"save_filmstrip_png: clip {i} must be (T, H, W) or (1, T, H, W), got {a.shape}")
         if a.dtype != np.uint8:
-            lo, hi = value_range
             a = (np.clip((a.astype(np.float32) - lo) / (hi - lo), 0, 1) * 255).round().astype(np.uint8)
         rows.append(a)
     if not rows:

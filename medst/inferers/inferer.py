@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from monai.inferers import Inferer
 
-from medst.networks.inference import _to_float32
+from medst.networks.inference import AutocastInference
 
 from .utils import OUTPUTS, PRECISIONS, resolve_precision, sliding_window_volume, stream_sequence
 
@@ -230,6 +230,4 @@ class AutocastInferer(Inferer):
         dtype = self.dtype(inputs.device)
         if dtype is None:
             return network(inputs, *args, **kwargs)
-        with torch.autocast(inputs.device.type, dtype=dtype):
-            out = network(inputs, *args, **kwargs)
-        return _to_float32(out)
+        return AutocastInference(network, dtype, inputs.device.type)(inputs, *args, **kwargs)

@@ -16,8 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 import numpy as np
+import pytest
 import torch
 from monai.bundle import ConfigParser, ckpt_export, verify_net_in_out
 

@@ -94,3 +94,6 @@ def test_save_filmstrip_png_lays_out_rows_of_frames(tmp_path):
         save_filmstrip_png([inp, np.zeros((2, 4, 4))], tmp_path / "bad.png")
     with pytest.raises(MedstDataError, match="must be"):
         save_filmstrip_png([np.zeros((4, 5))], tmp_path / "bad.png")
+    with pytest.raises(ValueError, match="value_range"):
+        save_filmstrip_png([inp], tmp_path / "bad.png", value_range=(1.0, 1.0))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["strip.png"]  # nothing half-written
