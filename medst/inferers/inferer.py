@@ -206,12 +206,16 @@ class AutocastInferer(Inferer):
     with bfloat16), otherwise float32; ``"bf16"`` and ``"fp32"`` force one. float16 needs a gradient scaler, so
     ``"fp16"`` is refused here: on a GPU use the trainer's ``amp=True``.
 
+    ``network_kwargs``: keyword arguments given to the network on every call (for instance
+    ``{"return_context": True}`` to train :class:`medst.networks.nets.MotionForecaster` on the predictions of the
+    observed frames as well); keywords given with the call override them.
+
     Bundle config::
 
         "inferer": {"_target_": "medst.inferers.AutocastInferer", "precision": "auto"}
     """
 
-    def __init__(self, precision: str = "auto") -> None:
+    def __init__(self, precision: str = "auto", network_kwargs: dict[str, Any] | None = None) -> None:
         super().__init__()
         if precision not in ("auto", "bf16", "fp32"):
             raise ValueError(
@@ -219,6 +223,7 @@ class AutocastInferer(Inferer):
                 "the trainer's amp=True, which scales the gradients)."
             )
         self.precision = precision
+        self.network_kwargs = dict(network_kwargs or {})
 
     def dtype(self, device: torch.device | str) -> torch.dtype | None:
         """The autocast dtype used on ``device`` (``None``: float32)."""
@@ -226,7 +231,8 @@ class AutocastInferer(Inferer):
         return dtype if dtype is torch.bfloat16 else None
 
     def __call__(self, inputs: torch.Tensor, network: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """``network(inputs, *args, **kwargs)`` under autocast; floating outputs come back float32."""
+        """``network(inputs, *args, **network_kwargs, **kwargs)`` under autocast; floating outputs come back float32."""
+        kwargs = {**self.network_kwargs, **kwargs}
         dtype = self.dtype(inputs.device)
         if dtype is None:
             return network(inputs, *args, **kwargs)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from ignite.engine import Engine, Events
 
-from medst.bundle import ResumeCheckpoint, atomic_torch_save
+from medst.bundle import ClipGradNorm, ResumeCheckpoint, atomic_torch_save
 
 
 def _trainer(model, optimizer):
@@ -98,3 +98,47 @@ def test_atomic_save_gives_the_usual_file_mode(tmp_path):
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ResumeCheckpoint("last.pt", **kwargs)
+
+
+def _sgd_step(max_norm):
+    """One SupervisedTrainer step of a linear model on a large loss, with or without ClipGradNorm."""
+    from monai.engines import SupervisedTrainer
+
+    torch.manual_seed(0)
+    net = torch.nn.Linear(3, 1)
+    start = [p.detach().clone() for p in net.parameters()]
+    trainer = SupervisedTrainer(
+        device=torch.device("cpu"),
+        max_epochs=1,
+        train_data_loader=[{"image": torch.full((2, 3), 10.0), "label": torch.full((2, 1), -100.0)}],
+        network=net,
+        optimizer=torch.optim.SGD(net.parameters(), lr=1.0),
+        loss_function=torch.nn.MSELoss(),
+        train_handlers=[ClipGradNorm(max_norm)] if max_norm else None,
+    )
+    trainer.run()
+    step = torch.cat([(p.detach() - s).flatten() for p, s in zip(net.parameters(), start)])
+    return step, trainer
+
+
+def test_clip_grad_norm_clips_before_the_optimiser_steps():
+    free, _ = _sgd_step(None)
+    assert free.norm() > 100  # the unclipped gradient is large
+    clipped, _ = _sgd_step(0.5)
+    assert float(clipped.norm()) == pytest.approx(0.5, rel=1e-4)  # SGD lr 1: the step is the clipped gradient
+    torch.testing.assert_close(clipped / clipped.norm(), free / free.norm())  # same direction
+
+
+def test_clip_grad_norm_records_the_norm_and_checks_arguments():
+    handler = ClipGradNorm(0.5)
+    net = torch.nn.Linear(2, 1)
+    (net(torch.ones(1, 2)) * 100).sum().backward()
+
+    class FakeEngine:
+        network, amp = net, False
+
+    handler(FakeEngine())
+    assert float(handler.last_norm) > 0.5
+    assert float(torch.cat([p.grad.flatten() for p in net.parameters()]).norm()) == pytest.approx(0.5, rel=1e-4)
+    with pytest.raises(ValueError, match="max_norm"):
+        ClipGradNorm(0.0)

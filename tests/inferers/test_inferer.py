@@ -42,6 +42,19 @@ def test_autocast_inferer_trains_in_bf16_with_float32_outputs_and_grads():
     assert AutocastInferer("auto").dtype("cpu") is (torch.bfloat16 if cpu_has_native_bf16() else None)
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_autocast_inferer_passes_network_kwargs(precision):
+    seen = []
+
+    def net(x, scale=1.0, shift=0.0):
+        seen.append((scale, shift))
+        return x * scale + shift
+
+    inf = AutocastInferer(precision, network_kwargs={"scale": 2.0, "shift": 1.0})
+    y = inf(torch.ones(2), net, shift=3.0)  # a keyword given with the call wins
+    assert seen == [(2.0, 3.0)] and torch.equal(y, torch.full((2,), 5.0))
+
+
 @pytest.mark.parametrize("precision", ["fp16", "half", "auto16"])
 def test_autocast_inferer_refuses_fp16_and_unknown(precision):
     with pytest.raises(ValueError, match="amp=True"):

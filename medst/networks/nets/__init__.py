@@ -5,6 +5,7 @@ from __future__ import annotations
 from .convrnn import ConvRNN, RecurrentDirection, RecurrentLayer
 from .e3d_lstm import E3DLSTM
 from .encoder_forecaster import EncoderForecaster
+from .motion_forecaster import MotionForecaster
 from .prednet import PredNet
 from .dilated import DilatedClassifier, DilatedResidualBlock, DilatedSegNet
 from .recurrent_segnet import RecurrentSegNet
@@ -21,6 +22,7 @@ __all__ = [
     "DilatedClassifier",
     "UNETR",
     "EncoderForecaster",
+    "MotionForecaster",
     "E3DLSTM",
     "PredNet",
     "C3D",
