@@ -123,11 +123,13 @@ class EncoderForecaster(nn.Module):
         return y
 
 
-_EX = dict(
+# a small example configuration of a 2D forecaster (registry tests: 4 frames of 8x8 in, the next 3 out)
+FORECASTER_EXAMPLE: dict[str, Any] = dict(
     example_kwargs=dict(in_channels=1, hidden_channels=(4, 4), output_frames=3, patch_size=2),
     example_input_shape=(2, 1, 4, 8, 8),
     example_output_shape=(2, 1, 3, 8, 8),
 )
+_EX = FORECASTER_EXAMPLE
 
 
 @register_network(**_EX)

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from medst.networks.blocks.recurrent_cells import get_cell_class
 from medst.networks.layers.patch import depth_to_space, space_to_depth
+from medst.networks.nets.encoder_forecaster import FORECASTER_EXAMPLE
 from medst.networks.registry import register_network
 
 __all__ = ["MotionForecaster", "cdna_forecaster", "flow_forecaster"]
@@ -126,14 +127,14 @@ class MotionForecaster(nn.Module):
             else:
                 bias[2] = 2.0
             bias[self.num_move :] = -3.0
-        k2 = motion_kernel_size * motion_kernel_size
-        self.kernel_features = nn.Sequential(nn.Conv2d(hidden[-1], 32, 3, stride=2, padding=1), nn.ReLU())
-        self.kernel_linear = nn.Linear(32 * 8 * 8, max(self.num_kernels, 1) * k2)
-        nn.init.zeros_(self.kernel_linear.weight)  # uniform kernels at the start
-        nn.init.zeros_(self.kernel_linear.bias)
-        if motion != "cdna":
-            self.kernel_features = nn.Sequential()
-            self.kernel_linear = nn.Identity()  # type: ignore[assignment]
+        # CDNA: the top layer's state, pooled to 8x8 (its size for 64x64 frames and 4x4 patches), -> the kernels
+        self.kernel_features: nn.Module = nn.Identity()
+        self.kernel_linear: nn.Module = nn.Identity()
+        if motion == "cdna":
+            self.kernel_features = nn.Sequential(nn.Conv2d(hidden[-1], 32, 3, stride=2, padding=1), nn.ReLU())
+            self.kernel_linear = nn.Linear(32 * 8 * 8, num_kernels * motion_kernel_size * motion_kernel_size)
+            nn.init.zeros_(self.kernel_linear.weight)  # uniform kernels at the start
+            nn.init.zeros_(self.kernel_linear.bias)
 
     def _cdna(self, frame: torch.Tensor, top: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         b, c, h, w = frame.shape
@@ -191,11 +192,7 @@ class MotionForecaster(nn.Module):
         return torch.stack(outs, 2)
 
 
-_EX = dict(
-    example_kwargs=dict(in_channels=1, hidden_channels=(4, 4), output_frames=3, patch_size=2),
-    example_input_shape=(2, 1, 4, 8, 8),
-    example_output_shape=(2, 1, 3, 8, 8),
-)
+_EX = FORECASTER_EXAMPLE  # the same small example as the other forecasters
 
 
 @register_network(**_EX)
