@@ -11,12 +11,12 @@ paths agree: the bf16 loss within 2% of the float32 loss on the same batch and w
 
     python benchmarks/bench_training_precision.py [--network cdna] [--rounds 7] [--steps 10] [--batch 4] [--threads N]
 
-Measured 2026-11-25 on the 2-core AMD EPYC (AVX512-BF16; torch 2.13.0 CPU), quiet machine, 2 threads, batch 4,
-7 rounds x 10 steps, encoder_forecaster, medians per step: float32 168.8 ms; AutocastInferer bf16 115.5 ms (0.68x
-the time, 1.46x the speed); the losses on one batch differ by 7.6e-6 (relative). With one thread and batch 1
-(one round): 174.5 vs 92.8 ms. Measured 2026-11-26, same machine and settings, ``--network cdna`` (``MotionForecaster``, 19 predicted
-frames per sequence): float32 253.9 ms; bf16 186.4 ms (0.73x the time, 1.36x the speed); losses differ by 1.3e-3
-(relative). The prediction bundle trains this way (0.4.0: 20 epochs of 3000 sequences in 59 min).
+Measured 2026-11-25 on the 2-core AMD EPYC (AVX512-BF16; torch 2.13.0 CPU), quiet machine, 2 threads, batch 4, 7
+rounds x 10 steps, encoder_forecaster, medians per step: float32 168.8 ms; AutocastInferer bf16 115.5 ms (0.68x the
+time, 1.46x the speed); the losses on one batch differ by 7.6e-6 (relative). With one thread and batch 1 (one
+round): 174.5 vs 92.8 ms. Measured 2026-11-26, same machine and settings, ``--network cdna`` (``MotionForecaster``,
+19 predicted frames per sequence): float32 253.9 ms; bf16 186.4 ms (0.73x the time, 1.36x the speed); losses differ
+by 1.3e-3 (relative). The prediction bundle trains this way (0.4.0: 20 epochs of 3000 sequences in 59 min).
 """
 
 from __future__ import annotations
