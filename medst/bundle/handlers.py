@@ -136,7 +136,7 @@ class ClipGradNorm:
             raise ValueError(f"max_norm must be > 0, got {max_norm}.")
         self.max_norm = float(max_norm)
         self.norm_type = float(norm_type)
-        self.parameters = parameters
+        self.parameters = None if parameters is None else list(parameters)  # a generator would run dry
         self.last_norm: torch.Tensor | None = None  # the total norm before clipping, at the latest iteration
 
     def attach(self, engine: Engine) -> None:

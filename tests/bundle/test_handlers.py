@@ -140,5 +140,11 @@ def test_clip_grad_norm_records_the_norm_and_checks_arguments():
     handler(FakeEngine())
     assert float(handler.last_norm) > 0.5
     assert float(torch.cat([p.grad.flatten() for p in net.parameters()]).norm()) == pytest.approx(0.5, rel=1e-4)
+    # parameters given as a generator (``net.parameters()`` in a config) are clipped at every call, not only the first
+    given = ClipGradNorm(0.5, parameters=net.parameters())
+    for _ in range(2):
+        (net(torch.ones(1, 2)) * 100).sum().backward()
+        given(FakeEngine())
+        assert float(torch.cat([p.grad.flatten() for p in net.parameters()]).norm()) == pytest.approx(0.5, rel=1e-4)
     with pytest.raises(ValueError, match="max_norm"):
         ClipGradNorm(0.0)

@@ -129,17 +129,16 @@ FORECASTER_EXAMPLE: dict[str, Any] = dict(
     example_input_shape=(2, 1, 4, 8, 8),
     example_output_shape=(2, 1, 3, 8, 8),
 )
-_EX = FORECASTER_EXAMPLE
 
 
-@register_network(**_EX)
+@register_network(**FORECASTER_EXAMPLE)
 def convlstm_forecaster(**kwargs: Any) -> EncoderForecaster:
     """Shi 2015 encoder-forecaster for Moving MNIST 64x64: 10 -> 10 frames, 4x4 patches, two 64-channel ConvLSTMs."""
     defaults = dict(spatial_dims=2, in_channels=1, hidden_channels=(64, 64), output_frames=10, patch_size=4, cell="lstm")
     return EncoderForecaster(**dict(defaults, **kwargs))
 
 
-@register_network(**_EX)
+@register_network(**FORECASTER_EXAMPLE)
 def convgru_forecaster(**kwargs: Any) -> EncoderForecaster:
     """The same encoder-forecaster with ConvGRU cells."""
     defaults = dict(spatial_dims=2, in_channels=1, hidden_channels=(64, 64), output_frames=10, patch_size=4, cell="gru")

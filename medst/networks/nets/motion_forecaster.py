@@ -143,7 +143,7 @@ class MotionForecaster(nn.Module):
         feats = F.adaptive_avg_pool2d(self.kernel_features(top), 8).flatten(1)
         kern = torch.softmax(self.kernel_linear(feats).float().view(b * nk, k * k), 1)
         kern = kern.view(b, 1, nk, k, k).expand(b, c, nk, k, k).reshape(b * c * nk, 1, k, k)
-        moved = F.conv2d(frame.reshape(1, b * c, h, w), kern.to(frame.dtype), padding=k // 2, groups=b * c)
+        moved = F.conv2d(frame.reshape(1, b * c, h, w), kern, padding=k // 2, groups=b * c)
         moved = moved.view(b, c, nk, h, w)
         masks = torch.softmax(m[:, : 1 + nk], 1)
         gen = torch.sigmoid(m[:, 1 + nk :])
@@ -155,7 +155,7 @@ class MotionForecaster(nn.Module):
         xs = torch.linspace(-1.0, 1.0, w, device=frame.device, dtype=torch.float32)
         gy, gx = torch.meshgrid(ys, xs, indexing="ij")
         grid = torch.stack([gx + m[:, 0] * (2.0 / max(w - 1, 1)), gy + m[:, 1] * (2.0 / max(h - 1, 1))], -1)
-        warped = F.grid_sample(frame, grid.to(frame.dtype), mode="bilinear", padding_mode="zeros", align_corners=True)
+        warped = F.grid_sample(frame, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
         g = torch.sigmoid(m[:, 2:3])
         return g * warped + (1.0 - g) * torch.sigmoid(m[:, 3:])
 
@@ -193,17 +193,14 @@ class MotionForecaster(nn.Module):
         return torch.stack(outs, 2)
 
 
-_EX = FORECASTER_EXAMPLE  # the same small example as the other forecasters
-
-
-@register_network(**_EX)
+@register_network(**FORECASTER_EXAMPLE)
 def cdna_forecaster(**kwargs: Any) -> MotionForecaster:
     """Moving MNIST 64x64, 10 -> 10 frames: two 64-channel ConvLSTMs on 4x4 patches, 4 CDNA kernels of 9x9."""
     defaults = dict(in_channels=1, hidden_channels=(64, 64), output_frames=10, patch_size=4, motion="cdna")
     return MotionForecaster(**dict(defaults, **kwargs))
 
 
-@register_network(**_EX)
+@register_network(**FORECASTER_EXAMPLE)
 def flow_forecaster(**kwargs: Any) -> MotionForecaster:
     """The same with a dense flow field and a bilinear warp instead of CDNA kernels."""
     defaults = dict(in_channels=1, hidden_channels=(64, 64), output_frames=10, patch_size=4, motion="flow")
