@@ -27,11 +27,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from moving_digits import make_sequence, msd_splits, write_dataset_json  # noqa: E402
 
 
+BASE_TRAIN = 3000  # the training set of bundle versions <= 0.4.0
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output-dir", required=True, type=Path)
     parser.add_argument("--tiny", action="store_true", help="4 training, 2 validation, 2 test sequences (seconds)")
-    parser.add_argument("--num-train", type=int, default=3000)
+    parser.add_argument("--num-train", type=int, default=7500)
     parser.add_argument("--num-val", type=int, default=100)
     parser.add_argument("--num-test", type=int, default=200)
     parser.add_argument("--frames-in", type=int, default=10)
@@ -43,10 +46,15 @@ def main(argv: list[str] | None = None) -> None:
 
     out: Path = args.output_dir
     digits, plan = msd_splits(out, args.num_train, args.num_val, args.num_test, args.seed)
+    # One generator makes, in order, the first BASE_TRAIN training sequences, the validation, the test and then any
+    # further training sequences: validation, test and the first BASE_TRAIN never depend on --num-train.
+    (_, num_train, train_pool, train_suffix), *rest = plan
+    plan = [("training", min(num_train, BASE_TRAIN), train_pool, train_suffix), *rest,
+            ("training", max(num_train - BASE_TRAIN, 0), train_pool, train_suffix)]
     rng = np.random.default_rng(args.seed + 2)
     lists: dict[str, list] = {split: [] for split, *_ in plan}
     for split, count, pool, suffix in plan:
-        for i in range(count):
+        for i in range(len(lists[split]), len(lists[split]) + count):
             frames, _ = make_sequence(rng, digits, pool, num_digits=2, num_frames=args.frames_in + args.frames_out)
             name = f"{split[:5]}_{i:04d}.npy"
             image, label = f"images{suffix}/{name}", f"labels{suffix}/{name}"

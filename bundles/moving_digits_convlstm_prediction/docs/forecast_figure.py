@@ -29,12 +29,13 @@ def main() -> None:
     frames_out = np.load(args.dataset_dir / item["label"]).astype(np.float32) / 255.0
 
     config = ConfigParser()
-    config.read_config("configs/train.json")
+    config.read_config("configs/inference.json")  # the network and the inferer (test-time flips) of inference
     net = config.get_parsed_content("network_def")
     net.load_state_dict(torch.load("models/model.pt", map_location="cpu", weights_only=True))
     net.eval()
+    inferer = config.get_parsed_content("inferer")
     with torch.no_grad():
-        forecast = net(torch.from_numpy(frames_in)[None, None])[0, 0].numpy()
+        forecast = inferer(torch.from_numpy(frames_in)[None, None], net)[0, 0].clamp(0, 1).numpy()
 
     save_filmstrip_png([frames_in, frames_out, forecast], args.out)  # rows: input / truth / forecast
     print(f"wrote {args.out}: rows = input frames 1-10, true frames 11-20, forecast frames 11-20")
