@@ -43,7 +43,9 @@ def child(which: str, size: tuple[int, ...], k: int, roi: int, precision: str) -
     else:
         from medst.inferers import VolumeInferer
 
-        inf = VolumeInferer(roi_size=roi, sw_batch_size=1, overlap=0.25, output="labels", precision=precision, progress=False)
+        inf = VolumeInferer(
+            roi_size=roi, sw_batch_size=1, overlap=0.25, output="labels", precision=precision, progress=False
+        )
         lab = inf(x, net)
     secs = time.perf_counter() - t
     checksum = int(lab.long().sum())
@@ -72,9 +74,9 @@ def main() -> None:
         print(f"  {which:6s} peak RSS {r['peak_gb']:6.2f} GB (before inference {r['before_gb']:.2f} GB), "
               f"{r['seconds']:.1f} s")
     same = res["stock"]["checksum"] == res["medst"]["checksum"]
+    above = {k: res[k]["peak_gb"] - res[k]["before_gb"] for k in res}
     print(f"  peak ratio medst/stock {res['medst']['peak_gb'] / res['stock']['peak_gb']:.3f}; "
-          f"above the pre-inference baseline: "
-          f"{(res['medst']['peak_gb'] - res['medst']['before_gb']) / (res['stock']['peak_gb'] - res['stock']['before_gb']):.3f}"
+          f"above the pre-inference baseline: {above['medst'] / above['stock']:.3f}"
           f"; label checksums equal: {same}")
 
 

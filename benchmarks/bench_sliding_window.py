@@ -37,7 +37,9 @@ PAPER = dict(feature_size=16, hidden_size=768, mlp_dim=3072, num_heads=12)
 SMALL = dict(feature_size=8, hidden_size=192, mlp_dim=768, num_heads=3)
 
 
-def spheres(shape: tuple[int, ...], n: int, gen: torch.Generator, noise: float = 0.6) -> tuple[torch.Tensor, torch.Tensor]:
+def spheres(
+    shape: tuple[int, ...], n: int, gen: torch.Generator, noise: float = 0.6
+) -> tuple[torch.Tensor, torch.Tensor]:
     """A noisy volume with ``n`` bright balls of random centre and radius, and their mask: (1, 1, *shape) each."""
     grid = torch.stack(torch.meshgrid(*[torch.arange(s, dtype=torch.float32) for s in shape], indexing="ij"))
     mask = torch.zeros(shape, dtype=torch.bool)
@@ -66,7 +68,8 @@ def train_small(roi: int, seconds: float, seed: int = 0) -> torch.nn.Module:
         loss.backward()
         opt.step()
         step += 1
-    print(f"trained a small UNETR ({SMALL}) for {step} steps in {time.perf_counter() - t0:.0f} s, last loss {loss.item():.3f}")
+    elapsed = time.perf_counter() - t0
+    print(f"trained a small UNETR ({SMALL}) for {step} steps in {elapsed:.0f} s, last loss {loss.item():.3f}")
     return net.eval()
 
 
@@ -124,7 +127,8 @@ def main() -> None:
 
         if args.interleaved:
             # one run of every variant per round, so that a shared machine's load changes hit them all alike
-            fns = {"stock MONAI fp32 (no_grad)": run_stock, **{k: (lambda inf=inf: inf(x, net)) for k, inf in fast.items()}}
+            fns = {"stock MONAI fp32 (no_grad)": run_stock}
+            fns.update({k: (lambda inf=inf: inf(x, net)) for k, inf in fast.items()})
             for fn in fns.values():
                 fn()  # warm-up (compiles)
             times = {k: [] for k in fns}

