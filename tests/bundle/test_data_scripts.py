@@ -1,4 +1,4 @@
-"""The data scripts' held-out splits do not move when the training set grows."""
+"""The data scripts: held-out splits that do not move when the training set grows; tissue maps that respect the mask."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,3 +42,21 @@ def test_prediction_validation_and_test_do_not_depend_on_num_train(tmp_path, mon
     # the added training sequences are new ones, not copies of the validation sequences
     extra = np.load(large / "imagesTr/train_0004.npy")
     assert not any(np.array_equal(extra, np.load(large / d["image"])) for d in lists[large]["validation"])
+
+
+def test_brain_tissue_map_classes_stay_on_their_side_of_the_mask():
+    tissue_map = _load("brain_extraction_unetr").tissue_map
+    rng = np.random.default_rng(0)
+    image = rng.normal(100.0, 5.0, (24, 24, 24)).astype(np.float32)
+    brain = np.zeros(image.shape, bool)
+    brain[6:18, 6:18, 6:18] = True
+    image[brain] = rng.choice([300.0, 600.0, 900.0], size=int(brain.sum()))  # three "tissues" inside
+    image[:, :, :4] = 0.0  # air outside
+    image[:, :, 20:] = 700.0  # bright scalp outside, as bright as brain tissue
+    labels = tissue_map(image, brain.astype(np.uint8))
+    assert labels.dtype == np.uint8 and labels.shape == image.shape
+    assert set(np.unique(labels[brain])) <= {4, 5, 6} and set(np.unique(labels[~brain])) <= {0, 1, 2, 3}
+    assert len(np.unique(labels[brain])) == 3  # the three inside intensities are told apart
+    assert labels[0, 0, 0] != labels[0, 0, 22]  # air and scalp are different classes
+    with pytest.raises(ValueError, match="brain mask"):
+        tissue_map(image, np.zeros(image.shape, np.uint8))
