@@ -6,6 +6,8 @@
 - :mod:`.utility`: input checks (CheckNdim, CheckShapesd).
 - :mod:`.intensity`: RandTissueContrast / RandTissueContrastd: a random contrast drawn from a tissue label map
   (SynthSeg / SynthStrip-style domain randomisation).
+- :mod:`.prior`: AtlasMaskPrior / AtlasMaskPriord: an atlas brain mask, registered to the scan, bounds a predicted
+  brain mask (brain extraction on heads unlike the training ones).
 - :mod:`.io`: LoadVideoClip / LoadVideoClipd: a (random) training clip of a long video, decoding only the clip.
 """
 
@@ -15,9 +17,11 @@ from .intensity import *  # noqa: F401,F403
 from .intensity import __all__ as _intensity_all
 from .io import *  # noqa: F401,F403
 from .io import __all__ as _io_all
+from .prior import *  # noqa: F401,F403
+from .prior import __all__ as _prior_all
 from .temporal import *  # noqa: F401,F403
 from .temporal import __all__ as _temporal_all
 from .utility import *  # noqa: F401,F403
 from .utility import __all__ as _utility_all
 
-__all__ = [*_temporal_all, *_utility_all, *_io_all, *_intensity_all]
+__all__ = [*_temporal_all, *_utility_all, *_io_all, *_intensity_all, *_prior_all]

@@ -1,0 +1,229 @@
+"""Shape priors from a registered atlas: a brain mask warped onto the scan bounds what a network may call brain.
+
+A network trained on a handful of heads makes two kinds of gross error on a head unlike them: it takes in tissue
+far outside the brain (neck, skull base, eyes) and it leaves out structures far inside it (ventricles, deep grey
+matter). An atlas head with its brain mask, registered to the scan by an affine transform, knows roughly where the
+brain is, to within the registration's error of a few millimetres. :class:`AtlasMaskPrior` keeps the network's
+answer near the atlas mask's border, where the network sees the edge better than an affine atlas can, and
+overrules it far from that border:
+
+    brain = (network AND within ``outside_mm`` of the warped mask) OR (deeper than ``inside_mm`` inside it)
+
+Skull-stripped inputs (an atlas head registered to a brain alone shrinks onto it) are handled by registering two
+atlases, the whole head and the head masked to its brain, and keeping the warped mask that agrees best (Dice) with
+the network's own answer. Registration is SimpleITK's (affine, Mattes mutual information, two levels, on a 4 mm
+grid): about half a second a head on a 2-core CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import numpy as np
+import torch
+from monai.config import NdarrayOrTensor
+from monai.data import MetaTensor
+from monai.transforms import Transform
+from monai.utils import TransformBackends
+
+__all__ = ["AtlasMaskPrior", "register_atlas_mask", "to_sitk_image"]
+
+logger = logging.getLogger(__name__)
+
+# RAS (MONAI, nibabel) to LPS (ITK): negate the first two world axes
+_RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+def to_sitk_image(array: np.ndarray, affine: np.ndarray):
+    """A SimpleITK image of a 3D ``array`` indexed (x, y, z) with a RAS voxel-to-world ``affine`` (MONAI's)."""
+    import SimpleITK as sitk
+
+    array = np.asarray(array, dtype=np.float32)
+    if array.ndim != 3:
+        raise ValueError(f"expected a 3D array (x, y, z), got shape {array.shape}")
+    lps = _RAS_TO_LPS @ np.asarray(affine, dtype=np.float64)
+    spacing = np.linalg.norm(lps[:3, :3], axis=0)
+    if np.any(spacing <= 0):
+        raise ValueError(f"the affine has a zero-length axis: {affine.tolist()}")
+    img = sitk.GetImageFromArray(np.ascontiguousarray(array.transpose(2, 1, 0)))
+    img.SetSpacing([float(s) for s in spacing])
+    img.SetOrigin([float(o) for o in lps[:3, 3]])
+    img.SetDirection([float(d) for d in (lps[:3, :3] / spacing).ravel()])
+    return img
+
+
+def _resample_isotropic(img, spacing: float):
+    import SimpleITK as sitk
+
+    size = [max(1, int(round(n * s / spacing))) for n, s in zip(img.GetSize(), img.GetSpacing())]
+    return sitk.Resample(img, size, sitk.Transform(), sitk.sitkLinear, img.GetOrigin(), [spacing] * 3,
+                         img.GetDirection(), 0.0, sitk.sitkFloat32)
+
+
+def _affine_registration(fixed, moving, spacing: float, seed: int):
+    """Affine transform mapping ``fixed`` points into ``moving``, by Mattes mutual information at ``spacing`` mm."""
+    import SimpleITK as sitk
+
+    f, m = _resample_isotropic(fixed, spacing), _resample_isotropic(moving, spacing)
+    init = sitk.CenteredTransformInitializer(
+        f, m, sitk.AffineTransform(3), sitk.CenteredTransformInitializerFilter.MOMENTS
+    )
+    reg = sitk.ImageRegistrationMethod()
+    reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
+    reg.SetMetricSamplingStrategy(reg.RANDOM)
+    reg.SetMetricSamplingPercentage(0.25, seed)
+    reg.SetInterpolator(sitk.sitkLinear)
+    reg.SetOptimizerAsRegularStepGradientDescent(
+        learningRate=1.0, minStep=1e-4, numberOfIterations=300, relaxationFactor=0.7
+    )
+    reg.SetOptimizerScalesFromPhysicalShift()
+    reg.SetShrinkFactorsPerLevel([2, 1])
+    reg.SetSmoothingSigmasPerLevel([1.0, 0.0])
+    reg.SetInitialTransform(init, inPlace=False)
+    return reg.Execute(f, m)
+
+
+def register_atlas_mask(image, atlas_image, atlas_mask, spacing: float = 4.0, seed: int = 0):
+    """The atlas mask warped onto ``image`` (SimpleITK images) by an affine registration of ``atlas_image``.
+
+    Returns:
+        the warped mask as a float array in [0, 1] indexed (x, y, z) on ``image``'s grid.
+    """
+    import SimpleITK as sitk
+
+    transform = _affine_registration(image, atlas_image, spacing, seed)
+    warped = sitk.Resample(atlas_mask, image, transform, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+    return sitk.GetArrayFromImage(warped).transpose(2, 1, 0)
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    total = a.sum() + b.sum()
+    return float(2.0 * np.logical_and(a, b).sum() / total) if total else 1.0
+
+
+class AtlasMaskPrior(Transform):
+    """Bound a brain mask by an atlas brain mask registered to the scan (see the module docstring).
+
+    Args:
+        atlas_image: the atlas head (a NIfTI path, or a SimpleITK image), any grid and orientation.
+        atlas_mask: its brain mask (path or SimpleITK image), on the atlas image's grid (nonzero = brain).
+        outside_mm: the network's brain voxels farther than this outside the warped atlas mask are removed.
+        inside_mm: voxels deeper than this inside the warped atlas mask are brain whatever the network said.
+        label: the brain label in the mask; other labels are left as they are.
+        registration_spacing: the grid (mm) the registration runs on.
+        skull_stripped_atlas: also register the atlas head masked to its brain, and keep the warped mask that
+            agrees best with the network's (for inputs that are already brain-extracted).
+        seed: the registration's sampling seed (the result is deterministic for a given seed).
+
+    Example::
+
+        prior = AtlasMaskPrior("atlas_t1.nii.gz", "atlas_mask.nii.gz")
+        labels = prior(labels, image)   # both (1, X, Y, Z) MetaTensors on the same grid
+    """
+
+    backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
+
+    def __init__(
+        self,
+        atlas_image: str | os.PathLike | Any,
+        atlas_mask: str | os.PathLike | Any,
+        outside_mm: float = 4.0,
+        inside_mm: float = 4.0,
+        label: int = 1,
+        registration_spacing: float = 4.0,
+        skull_stripped_atlas: bool = True,
+        seed: int = 0,
+    ) -> None:
+        if outside_mm < 0 or inside_mm < 0:
+            raise ValueError(f"outside_mm and inside_mm must be >= 0, got {outside_mm} and {inside_mm}")
+        if registration_spacing <= 0:
+            raise ValueError(f"registration_spacing must be > 0, got {registration_spacing}")
+        self.atlas_image, self.atlas_mask = atlas_image, atlas_mask
+        self.outside_mm, self.inside_mm = float(outside_mm), float(inside_mm)
+        self.label = int(label)
+        self.registration_spacing = float(registration_spacing)
+        self.skull_stripped_atlas = skull_stripped_atlas
+        self.seed = int(seed)
+        self._atlases: list | None = None
+
+    def _load(self, x: Any, name: str):
+        import SimpleITK as sitk
+
+        if isinstance(x, (str, os.PathLike)):
+            if not os.path.isfile(x):
+                raise FileNotFoundError(f"AtlasMaskPrior: {name} {str(x)!r} does not exist")
+            x = sitk.ReadImage(str(x), sitk.sitkFloat32)
+        if x.GetDimension() != 3:
+            raise ValueError(f"AtlasMaskPrior: {name} must be a 3D image, got {x.GetDimension()}D")
+        return sitk.Cast(x, sitk.sitkFloat32)
+
+    def atlases(self) -> list[tuple[str, Any, Any]]:
+        """(name, atlas image, atlas mask) for each atlas tried, loaded once."""
+        if self._atlases is None:
+            import SimpleITK as sitk
+
+            head, mask = self._load(self.atlas_image, "atlas_image"), self._load(self.atlas_mask, "atlas_mask")
+            self._atlases = [("head", head, mask)]
+            if self.skull_stripped_atlas:
+                brain = sitk.Mask(head, sitk.Cast(mask > 0.5, sitk.sitkUInt8))
+                self._atlases.append(("brain", brain, mask))
+        return self._atlases
+
+    def warped_mask(self, image: NdarrayOrTensor, reference: np.ndarray | None = None) -> np.ndarray:
+        """The warped atlas mask (bool, ``image``'s spatial grid); with several atlases, the one closest (Dice) to
+        ``reference`` (the network's brain mask)."""
+        affine = image.affine.numpy() if isinstance(image, MetaTensor) else np.eye(4)
+        data = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+        if data.ndim != 4 or data.shape[0] < 1:
+            raise ValueError(f"AtlasMaskPrior: image must be channel-first (C, X, Y, Z), got shape {data.shape}")
+        fixed = to_sitk_image(data[0], affine)
+        best, best_dice, best_name = None, -1.0, ""
+        for name, head, mask in self.atlases():
+            warped = register_atlas_mask(fixed, head, mask, self.registration_spacing, self.seed) > 0.5
+            dice = _dice(warped, reference) if reference is not None else 0.0
+            logger.debug("atlas %s: Dice with the network's mask %.4f", name, dice)
+            if best is None or dice > best_dice:
+                best, best_dice, best_name = warped, dice, name
+        logger.info("atlas prior: %s atlas (Dice with the network's mask %.3f)", best_name, best_dice)
+        return best
+
+    def __call__(self, labels: NdarrayOrTensor, image: NdarrayOrTensor) -> NdarrayOrTensor:
+        """
+        Args:
+            labels: channel-first label map (1, X, Y, Z) on the image's grid (after argmax).
+            image: the scan (C, X, Y, Z), with its affine (a MetaTensor), which the atlas is registered to.
+
+        Returns:
+            the labels, of the same type and metadata, with the brain label bounded by the warped atlas mask.
+        """
+        from scipy import ndimage
+
+        if tuple(labels.shape[1:]) != tuple(image.shape[1:]) or labels.shape[0] != 1:
+            raise ValueError(
+                f"AtlasMaskPrior: labels {tuple(labels.shape)} must be (1, *spatial) on the image's grid "
+                f"{tuple(image.shape[1:])}; put it before Invertd"
+            )
+        lab = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+        brain = lab[0] == self.label
+        prior = self.warped_mask(image, reference=brain)
+        affine = image.affine.numpy() if isinstance(image, MetaTensor) else np.eye(4)
+        spacing = np.linalg.norm(affine[:3, :3], axis=0)
+        outside = ndimage.distance_transform_edt(~prior, sampling=spacing) > self.outside_mm
+        deep = ndimage.distance_transform_edt(prior, sampling=spacing) > self.inside_mm
+        new = (brain & ~outside) | deep
+        out = lab.copy()
+        out[0][brain & ~new] = 0
+        out[0][new] = self.label
+        logger.info(
+            "atlas prior: %d voxels removed (outside), %d added (deep inside)", int((brain & ~new).sum()),
+            int((new & ~brain).sum())
+        )
+        if isinstance(labels, torch.Tensor):
+            result = torch.as_tensor(out, dtype=labels.dtype, device=labels.device)
+            if isinstance(labels, MetaTensor):
+                result = MetaTensor(result, meta=labels.meta, applied_operations=labels.applied_operations)
+            return result
+        return out
+
