@@ -197,7 +197,7 @@ def build(output_dir: Path, tiny: bool = False, test_only: bool = False) -> Path
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output-dir", required=True, type=Path, help="folder to write (Decathlon layout)")
+    parser.add_argument("--output-dir", type=Path, help="folder to write (Decathlon layout)")
     parser.add_argument("--tiny", action="store_true", help="a few small crops in seconds, for tests")
     parser.add_argument("--test-only", action="store_true", help="the held-out test split only (no ROBEX run)")
     parser.add_argument("--atlas-dir", type=Path, help="write the shape prior's atlas files there and stop "
@@ -207,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.atlas_dir is not None:
         logger.info("wrote %s", ", ".join(map(str, write_atlas(args.atlas_dir))))
         return 0
+    if args.output_dir is None:
+        parser.error("--output-dir is required (or --atlas-dir)")
     path = build(args.output_dir, tiny=args.tiny, test_only=args.test_only)
     logger.info("done: %s", path)
     return 0
