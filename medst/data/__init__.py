@@ -24,6 +24,7 @@ from .nifti import (
     save_nifti,
     time_spacing_seconds,
 )
+from .streaming import CHUNK_KEYS, ChunkDataset, ChunkWriter, iter_chunks
 from .utils import (
     CorruptFileError,
     MedstDataError,
@@ -49,6 +50,10 @@ register_nifti_io()  # before the video reader: readers registered later are tri
 register_video_io()
 
 __all__ = [
+    "CHUNK_KEYS",
+    "ChunkDataset",
+    "ChunkWriter",
+    "iter_chunks",
     "SAMPLE_FILES",
     "package_file",
     "sample_file",

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import numpy as np
 import torch
+from monai.data import MetaTensor
 from monai.inferers import Inferer
 
 from medst.networks.inference import AutocastInference
 
-from .utils import OUTPUTS, PRECISIONS, resolve_precision, sliding_window_volume, stream_sequence
+from .utils import OUTPUTS, PRECISIONS, SequenceStreamer, resolve_precision, sliding_window_volume, stream_sequence
 
 __all__ = ["VolumeInferer", "StreamingInferer", "AutocastInferer"]
 
@@ -170,27 +172,92 @@ class StreamingInferer(Inferer):
     def __call__(
         self, inputs: torch.Tensor | Iterable[torch.Tensor], network: torch.nn.Module, *args: Any, **kwargs: Any
     ) -> torch.Tensor | None:
-        """Segment ``inputs`` (B, C, T, *spatial), or an iterable of such blocks, with a streaming ``network``."""
+        """Segment ``inputs`` (B, C, T, *spatial), or an iterable of such blocks, with a streaming ``network``.
+
+        A ``MetaTensor`` whose metadata carries a chunk position (``chunk_index``, ``last_chunk``, as
+        :class:`medst.data.ChunkDataset` yields) is one chunk of a longer sequence: the tiles' recurrent states are
+        kept from the previous chunk of the same source (and dropped after its last chunk), so that feeding a video
+        chunk by chunk gives the labels of streaming it whole. The output is a ``MetaTensor`` with the input's
+        metadata, as MONAI's inferers return.
+        """
         if args or kwargs:
             raise ValueError("StreamingInferer passes no extra arguments to the network.")
-        return stream_sequence(
-            inputs,
-            self.roi_size,
-            self.time_chunk,
-            network,
-            self.overlap,
-            self.mode,
-            self.sigma_scale,
-            self.padding_mode,
-            self.cval,
-            self.sw_batch_size,
-            self.precision,
-            self.output,
-            _default_sw_device(self.sw_device),
-            self.device,
-            self.callback,
-            self.progress,
+        position = chunk_position(inputs)
+        if position is not None:
+            return self._stream_chunk(inputs, network, *position)
+        out = stream_sequence(inputs, network=network, **self._settings(), callback=self.callback,
+                              progress=self.progress)
+        return _with_meta(out, inputs)
+
+    def _settings(self) -> dict[str, Any]:
+        return dict(
+            roi_size=self.roi_size, time_chunk=self.time_chunk, overlap=self.overlap, mode=self.mode,
+            sigma_scale=self.sigma_scale, padding_mode=self.padding_mode, cval=self.cval,
+            sw_batch_size=self.sw_batch_size, precision=self.precision, output=self.output,
+            sw_device=_default_sw_device(self.sw_device), device=self.device,
         )
+
+    def _stream_chunk(self, inputs: MetaTensor, network: torch.nn.Module, source: str, index: int, last: bool):
+        streams = self.__dict__.setdefault("_streams", {})
+        if index == 0:
+            streams[source] = (SequenceStreamer(network, **self._settings()), 0)
+        elif source not in streams or streams[source][1] != index:
+            expected = streams[source][1] if source in streams else 0
+            streams.pop(source, None)
+            raise ValueError(
+                f"{source}: chunk {index} arrived, expected chunk {expected}: the chunks of one sequence must reach "
+                "the StreamingInferer in order (a ChunkDataset with shuffle=False, batch_size=1)."
+            )
+        streamer, _ = streams[source]
+        try:
+            out = streamer.step(inputs)
+        except BaseException:
+            streams.pop(source, None)
+            raise
+        if last:
+            streams.pop(source, None)
+        else:
+            streams[source] = (streamer, index + 1)
+        if self.callback is not None:
+            self.callback(out, streamer.frames - out.shape[2])
+        return _with_meta(out, inputs)
+
+    def reset(self) -> None:
+        """Forget the recurrent states of every sequence that is part-way through."""
+        self.__dict__.pop("_streams", None)
+
+
+def _first(value: Any) -> Any:
+    """The one value of a collated metadata entry (a batch of one)."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ValueError(f"a chunked sequence needs batch_size=1, got a batch of {value.numel()}.")
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        if len(value) != 1:
+            raise ValueError(f"a chunked sequence needs batch_size=1, got a batch of {len(value)}.")
+        return _first(value[0])
+    if isinstance(value, np.ndarray):
+        return value.reshape(-1)[0].item()
+    return value
+
+
+def chunk_position(inputs: Any) -> tuple[str, int, bool] | None:
+    """(source, chunk index, last chunk?) from a chunk's metadata, or ``None`` when it is not a chunk."""
+    meta = getattr(inputs, "meta", None)
+    if not isinstance(inputs, MetaTensor) or not meta or "chunk_index" not in meta:
+        return None
+    source = str(_first(meta.get("filename_or_obj", "")))
+    return source, int(_first(meta["chunk_index"])), bool(_first(meta.get("last_chunk", False)))
+
+
+def _with_meta(out: torch.Tensor | None, inputs: Any) -> torch.Tensor | None:
+    """``out`` as a ``MetaTensor`` with the metadata (and the transform trace) of ``inputs``."""
+    if out is None or not isinstance(inputs, MetaTensor):
+        return out
+    result = MetaTensor(out, meta=inputs.meta, applied_operations=inputs.applied_operations)
+    result.is_batch = inputs.is_batch
+    return result
 
 
 class AutocastInferer(Inferer):

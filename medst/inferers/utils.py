@@ -58,6 +58,7 @@ __all__ = [
     "channel_argmax",
     "sliding_window_volume",
     "stream_sequence",
+    "SequenceStreamer",
 ]
 
 logger = logging.getLogger(__name__)
@@ -748,70 +749,137 @@ def stream_sequence(
         ValueError: for a network that cannot stream, wrong input dims, bad ``time_chunk``, ``precision``,
             ``output`` or ``overlap``.
     """
-    # DistributedDataParallel / DataParallel forward state= and return_state= but hide the module's attributes
-    if not getattr(getattr(network, "module", network), "supports_streaming", False):
-        raise ValueError(
-            f"{type(network).__name__} cannot stream (supports_streaming is not True): streaming needs a causal "
-            "recurrent network with forward(x, state=None, return_state=False); use VolumeInferer instead, or a "
-            "unidirectional variant of the network."
-        )
-    if output not in OUTPUTS:
-        raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}.")
-    if int(time_chunk) < 1:
-        raise ValueError(f"time_chunk must be >= 1, got {time_chunk}.")
-    if sw_batch_size < 1:
-        raise ValueError(f"sw_batch_size must be >= 1, got {sw_batch_size}.")
-    time_chunk = int(time_chunk)
-    total = inputs.shape[2] if isinstance(inputs, torch.Tensor) else None
+    streamer = SequenceStreamer(
+        network, roi_size, time_chunk, overlap=overlap, mode=mode, sigma_scale=sigma_scale,
+        padding_mode=padding_mode, cval=cval, sw_batch_size=sw_batch_size, precision=precision, output=output,
+        sw_device=sw_device, device=device,
+    )
     if isinstance(inputs, torch.Tensor) and inputs.ndim < 4:
         raise ValueError(f"inputs must be (B, C, T, *spatial), got shape {tuple(inputs.shape)}.")
-    sw_dev = torch.device(sw_device) if sw_device is not None else (_module_device(network) or torch.device("cpu"))
-    if _module_device(network) not in (None, sw_dev):
-        network.to(sw_dev)
-    dtype = resolve_precision(precision, sw_dev)
-    out_dev = torch.device(device) if device is not None else None
-    ctx = FastPredictor(network, dtype=dtype, device_type=sw_dev.type)
-
+    total = inputs.shape[2] if isinstance(inputs, torch.Tensor) else None
+    n_chunks = None if total is None else -(-total // streamer.time_chunk)
     outs: list[torch.Tensor] = []
-    states: list[Any] = []
-    setup: dict[str, Any] = {}
-    n_chunks = None if total is None else -(-total // time_chunk)
-    t0 = 0
-    for chunk in _progress(_time_chunks(inputs, time_chunk), progress, total=n_chunks, desc="chunks"):
-        if chunk.ndim < 4:
-            raise ValueError(f"inputs must be (B, C, T, *spatial), got a block of shape {tuple(chunk.shape)}.")
-        if not setup:
-            nsp = chunk.ndim - 3
-            roi_t = (roi_size,) * nsp if isinstance(roi_size, int) else tuple(roi_size)
-            if len(roi_t) != nsp:
-                raise ValueError(
-                    f"roi_size {roi_t} must have one entry per spatial axis ({nsp}) of inputs (B, C, T, *spatial)."
-                )
-            _check_common(roi_t, overlap, nsp)
-            roi = fall_back_tuple(roi_t, chunk.shape[3:])
-            padded = tuple(max(s, r) for s, r in zip(chunk.shape[3:], roi))
-            slices = dense_patch_slices(padded, roi, _get_scan_interval(padded, roi, nsp, ensure_tuple_rep(overlap, nsp)))
-            w = compute_importance_map(roi, mode=mode, sigma_scale=sigma_scale, device=sw_dev, dtype=torch.float32)
-            w = w[None, None, None]
-            cnt = torch.zeros((1, 1, 1, *padded), dtype=torch.float32, device=sw_dev)
-            for s in slices:
-                cnt[(0, 0, 0, *s)] += w[0, 0, 0]
-            setup = dict(roi=roi, slices=slices, w=w, cnt=cnt, spatial=tuple(chunk.shape[3:]), batch=chunk.shape[0])
-            states = [None] * len(slices)
-            if out_dev is None:
-                out_dev = chunk.device
+    for chunk in _progress(_time_chunks(inputs, streamer.time_chunk), progress, total=n_chunks, desc="chunks"):
+        t0 = streamer.frames
+        out = streamer.step(chunk)
+        if callback is not None:
+            callback(out, t0)
+        else:
+            outs.append(out)
+    if streamer.frames == 0:
+        raise ValueError("the input sequence is empty.")
+    logger.info("streamed %d frames in chunks of %d over %d tiles", streamer.frames, streamer.time_chunk,
+                len(streamer.setup["slices"]))
+    if callback is not None:
+        return None
+    return torch.cat(outs, 2)
+
+
+class SequenceStreamer:
+    """The state of one sequence being streamed through a recurrent network, one block of frames at a time.
+
+    :func:`stream_sequence` walks a whole sequence with one; :class:`medst.inferers.StreamingInferer` keeps one per
+    input across a MONAI engine's iterations, so that a dataset can feed a video chunk by chunk
+    (:class:`medst.data.ChunkDataset`) and every tile still carries its recurrent state from the previous chunk.
+    ``step(block)`` takes a (B, C, t, *spatial) block (any ``t``: it is cut into ``time_chunk`` frames per network
+    call) and returns its stitched output; the arguments are those of :func:`stream_sequence`.
+    """
+
+    def __init__(
+        self,
+        network: torch.nn.Module,
+        roi_size: Sequence[int] | int,
+        time_chunk: int,
+        overlap: Sequence[float] | float = 0.25,
+        mode: BlendMode | str = BlendMode.CONSTANT,
+        sigma_scale: Sequence[float] | float = 0.125,
+        padding_mode: PytorchPadMode | str = PytorchPadMode.CONSTANT,
+        cval: float = 0.0,
+        sw_batch_size: int = 1,
+        precision: str = "auto",
+        output: str = "logits",
+        sw_device: torch.device | str | None = None,
+        device: torch.device | str | None = None,
+    ) -> None:
+        # DistributedDataParallel / DataParallel forward state= and return_state= but hide the module's attributes
+        if not getattr(getattr(network, "module", network), "supports_streaming", False):
+            raise ValueError(
+                f"{type(network).__name__} cannot stream (supports_streaming is not True): streaming needs a causal "
+                "recurrent network with forward(x, state=None, return_state=False); use VolumeInferer instead, or a "
+                "unidirectional variant of the network."
+            )
+        if output not in OUTPUTS:
+            raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}.")
+        if int(time_chunk) < 1:
+            raise ValueError(f"time_chunk must be >= 1, got {time_chunk}.")
+        if sw_batch_size < 1:
+            raise ValueError(f"sw_batch_size must be >= 1, got {sw_batch_size}.")
+        self.network = network
+        self.roi_size = roi_size
+        self.time_chunk = int(time_chunk)
+        self.overlap, self.mode, self.sigma_scale = overlap, mode, sigma_scale
+        self.padding_mode, self.cval, self.sw_batch_size, self.output = padding_mode, cval, sw_batch_size, output
+        self.sw_dev = (
+            torch.device(sw_device) if sw_device is not None else (_module_device(network) or torch.device("cpu"))
+        )
+        if _module_device(network) not in (None, self.sw_dev):
+            network.to(self.sw_dev)
+        self.ctx = FastPredictor(network, dtype=resolve_precision(precision, self.sw_dev), device_type=self.sw_dev.type)
+        self.out_dev = torch.device(device) if device is not None else None
+        self.setup: dict[str, Any] = {}
+        self.states: list[Any] = []
+        self.frames = 0  # frames streamed so far
+
+    def _prepare(self, chunk: torch.Tensor) -> None:
+        nsp = chunk.ndim - 3
+        roi_size = self.roi_size
+        roi_t = (roi_size,) * nsp if isinstance(roi_size, int) else tuple(roi_size)
+        if len(roi_t) != nsp:
+            raise ValueError(
+                f"roi_size {roi_t} must have one entry per spatial axis ({nsp}) of inputs (B, C, T, *spatial)."
+            )
+        _check_common(roi_t, self.overlap, nsp)
+        roi = fall_back_tuple(roi_t, chunk.shape[3:])
+        padded = tuple(max(s, r) for s, r in zip(chunk.shape[3:], roi))
+        interval = _get_scan_interval(padded, roi, nsp, ensure_tuple_rep(self.overlap, nsp))
+        slices = dense_patch_slices(padded, roi, interval)
+        w = compute_importance_map(roi, mode=self.mode, sigma_scale=self.sigma_scale, device=self.sw_dev,
+                                   dtype=torch.float32)
+        w = w[None, None, None]
+        cnt = torch.zeros((1, 1, 1, *padded), dtype=torch.float32, device=self.sw_dev)
+        for s in slices:
+            cnt[(0, 0, 0, *s)] += w[0, 0, 0]
+        self.setup = dict(roi=roi, slices=slices, w=w, cnt=cnt, spatial=tuple(chunk.shape[3:]), batch=chunk.shape[0])
+        self.states = [None] * len(slices)
+        if self.out_dev is None:
+            self.out_dev = chunk.device
+
+    def step(self, block: torch.Tensor) -> torch.Tensor:
+        """The stitched output of the next (B, C, t, *spatial) block of the sequence."""
+        block = torch.as_tensor(block)
+        if block.ndim < 4:
+            raise ValueError(f"inputs must be (B, C, T, *spatial), got a block of shape {tuple(block.shape)}.")
+        outs = [self._step(block[:, :, t0 : t0 + self.time_chunk]) for t0 in range(0, block.shape[2], self.time_chunk)]
+        return outs[0] if len(outs) == 1 else torch.cat(outs, 2)
+
+    def _step(self, chunk: torch.Tensor) -> torch.Tensor:
+        if not self.setup:
+            self._prepare(chunk)
+        setup = self.setup
         if tuple(chunk.shape[3:]) != setup["spatial"] or chunk.shape[0] != setup["batch"]:
             raise ValueError("every block of the sequence must have the same batch and spatial size.")
+        if isinstance(chunk, MetaTensor):
+            chunk = chunk.as_tensor()
         x = chunk.float() if chunk.dtype != torch.float32 else chunk
-        x, pad_size = _pad_to_roi(x, setup["roi"], padding_mode, cval, first_axis=3)
+        x, pad_size = _pad_to_roi(x, setup["roi"], self.padding_mode, self.cval, first_axis=3)
         bsz, tc = x.shape[0], x.shape[2]
         acc = None
-        slices = setup["slices"]
-        for g in range(0, len(slices), sw_batch_size):
-            idx = list(range(g, min(g + sw_batch_size, len(slices))))
-            win = torch.cat([x[(slice(None), slice(None), slice(None), *slices[i])] for i in idx]).to(sw_dev)
+        slices, states, network = setup["slices"], self.states, self.network
+        for g in range(0, len(slices), self.sw_batch_size):
+            idx = list(range(g, min(g + self.sw_batch_size, len(slices))))
+            win = torch.cat([x[(slice(None), slice(None), slice(None), *slices[i])] for i in idx]).to(self.sw_dev)
             state = _tree_cat([states[i] for i in idx])
-            with ctx.context():
+            with self.ctx.context():
                 res = network(win, state=state, return_state=True)
             if not (isinstance(res, (tuple, list)) and len(res) == 2):
                 raise ValueError("network(x, state=..., return_state=True) must return (output, state).")
@@ -820,25 +888,15 @@ def stream_sequence(
                 states[i] = st
             out = out.float()
             if acc is None:
-                acc = torch.zeros((bsz, out.shape[1], tc, *x.shape[3:]), dtype=torch.float32, device=sw_dev)
+                acc = torch.zeros((bsz, out.shape[1], tc, *x.shape[3:]), dtype=torch.float32, device=self.sw_dev)
             out = out * setup["w"]
             for j, i in enumerate(idx):
                 acc[(slice(None), slice(None), slice(None), *slices[i])] += out[j * bsz : (j + 1) * bsz]
         acc /= setup["cnt"]
         acc = _crop_pad(acc, pad_size, first_axis=3)
-        if output == "probs":
+        if self.output == "probs":
             acc = torch.softmax(acc, 1)
-        elif output == "labels":
+        elif self.output == "labels":
             acc = channel_argmax(acc)
-        acc = acc.to(out_dev)
-        if callback is not None:
-            callback(acc, t0)
-        else:
-            outs.append(acc)
-        t0 += tc
-    if not setup:
-        raise ValueError("the input sequence is empty.")
-    logger.info("streamed %d frames in chunks of %d over %d tiles", t0, time_chunk, len(setup["slices"]))
-    if callback is not None:
-        return None
-    return torch.cat(outs, 2)
+        self.frames += tc
+        return acc.to(self.out_dev)

@@ -8,6 +8,8 @@
   (SynthSeg / SynthStrip-style domain randomisation).
 - :mod:`.prior`: AtlasMaskPrior / AtlasMaskPriord: an atlas brain mask, registered to the scan, bounds a predicted
   brain mask (brain extraction on heads unlike the training ones).
+- :mod:`.stream`: for inputs read chunk by chunk (:class:`medst.data.ChunkDataset`): NormalizeSeriesIntensity(d),
+  SaveVideoChunksd, SaveNiftiChunksd; and Overlay(d), a label map drawn over its image (MONAI's blend_images).
 - :mod:`.io`: LoadVideoClip / LoadVideoClipd: a (random) training clip of a long video, decoding only the clip.
 """
 
@@ -19,9 +21,11 @@ from .io import *  # noqa: F401,F403
 from .io import __all__ as _io_all
 from .prior import *  # noqa: F401,F403
 from .prior import __all__ as _prior_all
+from .stream import *  # noqa: F401,F403
+from .stream import __all__ as _stream_all
 from .temporal import *  # noqa: F401,F403
 from .temporal import __all__ as _temporal_all
 from .utility import *  # noqa: F401,F403
 from .utility import __all__ as _utility_all
 
-__all__ = [*_temporal_all, *_utility_all, *_io_all, *_intensity_all, *_prior_all]
+__all__ = [*_temporal_all, *_utility_all, *_io_all, *_intensity_all, *_prior_all, *_stream_all]
