@@ -49,7 +49,12 @@ def main() -> None:
     net = parser.get_parsed_content("network_def").eval()
     net.load_state_dict(load_weights(bundle / "models" / "model.pt"))
     source = parser.get_parsed_content("datalist")[0]
-    image = parser.get_parsed_content("preprocessing")({"image": source})["image"][None].as_tensor()
+    dataset = parser.get_parsed_content("dataset")
+    if hasattr(dataset, "chunk_frames"):  # a chunked bundle (medst.data.ChunkDataset): the whole input as one chunk
+        dataset.chunk_frames, dataset.data = 10**9, [{"image": source}]
+        image = next(iter(dataset))["image"][None].as_tensor()
+    else:
+        image = parser.get_parsed_content("preprocessing")({"image": source})["image"][None].as_tensor()
     window = parser["inferer"]
     roi, overlap, mode = parser.get_parsed_content("inferer#roi_size"), window["overlap"], window.get("mode")
     print(machine_line())
@@ -60,6 +65,7 @@ def main() -> None:
         # a recurrent bundle: MONAI has no streaming inferer, so the reference is medst's own in float32
         for v in ["fp32"] + [v for v in args.variants.split(",") if v != "fp32"]:
             parser["inferer#precision"] = v
+            parser["inferer#output"] = "logits"  # compared as logits, whatever the bundle asks for
             inferer = parser.get_parsed_content("inferer", lazy=False)
             variants["stock fp32" if v == "fp32" else f"medst {v}"] = lambda inferer=inferer: inferer(image, net)
     else:
