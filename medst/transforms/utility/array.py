@@ -78,7 +78,9 @@ def check_same_shapes(arrays: dict[str, Any], spatial_only: bool = True, axes: S
             f"{k} {tuple(arrays[k].shape)}" + (f" from {source_name(arrays[k])}" if source_name(arrays[k]) else "")
             for k in arrays
         ]
-        what = f"sizes of axes {tuple(axes)}" if axes is not None else "spatial/time shapes" if spatial_only else "shapes"
+        what = "spatial/time shapes" if spatial_only else "shapes"
+        if axes is not None:
+            what = f"sizes of axes {tuple(axes)}"
         raise MedstDataError(f"mismatched {what}: {', '.join(parts)}; resample or crop them to the same grid")
 
 

@@ -71,7 +71,7 @@ def test_brain_bundle_training_refuses_bad_pairs_naming_the_file(problem, tmp_pa
         e = e.__cause__ or e.__context__
     ours = [c for c in chain if isinstance(c, MedstDataError)]
     assert ours and re.search(expected, str(ours[0])), [str(c) for c in chain]
-    good = {"image": _nifti(tmp_path / "ok.nii.gz", np.nan_to_num(img)), "label": _nifti(tmp_path / "okl.nii.gz",
-                                                                                           (img > 0.5).astype(np.uint8))}
+    fixed = np.nan_to_num(img)
+    good = {"image": _nifti(tmp_path / "ok.nii.gz", fixed), "label": _nifti(tmp_path / "okl.nii.gz", (fixed > 0.5) * 1)}
     out = pre(good)
     assert out["image"].shape[1:] == out["label"].shape[1:]
