@@ -259,3 +259,23 @@ def test_channel_argmax_equals_torch_argmax(k):
     assert labels.shape == (2, 1, 3, 7, 5)
     assert torch.equal(labels.long(), x.argmax(1, keepdim=True))
     assert channel_argmax(x, torch.int64).dtype == torch.int64
+
+
+def test_medst_imports_no_private_monai_names():
+    """MONAI's private helpers change without notice: medst uses its public API only (the whole package)."""
+    import ast
+    from pathlib import Path
+
+    import medst
+
+    bad = []
+    for path in Path(medst.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "monai":
+                bad += [f"{path.name}: from {node.module} import {a.name}" for a in node.names if a.name.startswith("_")]
+                if any(part.startswith("_") for part in node.module.split(".")):
+                    bad.append(f"{path.name}: from {node.module}")
+            elif isinstance(node, ast.Import):
+                bad += [f"{path.name}: import {a.name}" for a in node.names
+                        if a.name.split(".")[0] == "monai" and any(p.startswith("_") for p in a.name.split("."))]
+    assert not bad, bad
