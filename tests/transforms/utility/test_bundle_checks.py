@@ -72,6 +72,7 @@ def test_brain_bundle_training_refuses_bad_pairs_naming_the_file(problem, tmp_pa
     ours = [c for c in chain if isinstance(c, MedstDataError)]
     assert ours and re.search(expected, str(ours[0])), [str(c) for c in chain]
     fixed = np.nan_to_num(img)
-    good = {"image": _nifti(tmp_path / "ok.nii.gz", fixed), "label": _nifti(tmp_path / "okl.nii.gz", (fixed > 0.5) * 1)}
+    good = {"image": _nifti(tmp_path / "ok.nii.gz", fixed),
+            "label": _nifti(tmp_path / "okl.nii.gz", (fixed > 0.5).astype(np.uint8))}
     out = pre(good)
     assert out["image"].shape[1:] == out["label"].shape[1:]
