@@ -272,7 +272,8 @@ def test_medst_imports_no_private_monai_names():
     for path in Path(medst.__file__).parent.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "monai":
-                bad += [f"{path.name}: from {node.module} import {a.name}" for a in node.names if a.name.startswith("_")]
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                bad += [f"{path.name}: from {node.module} import {name}" for name in private]
                 if any(part.startswith("_") for part in node.module.split(".")):
                     bad.append(f"{path.name}: from {node.module}")
             elif isinstance(node, ast.Import):
