@@ -23,8 +23,8 @@ import torch
 from monai.config import NdarrayOrTensor
 from monai.data import MetaTensor
 from monai.data.meta_obj import get_track_meta
-from monai.transforms import InvertibleTransform, Randomizable, Transform
-from monai.utils import TraceKeys, TransformBackends, convert_to_tensor
+from monai.transforms import InvertibleTransform, Randomizable, Transform, reset_ops_id
+from monai.utils import TransformBackends, convert_to_tensor
 
 from medst.data.utils import MedstDataError
 
@@ -707,8 +707,9 @@ class PerFrame(Randomizable, InvertibleTransform):
         for t in range(data.shape[1]):
             frame = self._frame(data, t, video)
             ops = frame_ops[t] if len(frame_ops) > 1 else frame_ops[0]
-            # the records name the instance that pushed them (for a random transform, a per-frame copy)
-            frame.applied_operations = [{**op, TraceKeys.ID: TraceKeys.NONE} for op in copy.deepcopy(ops)]
+            # the records name the instance that pushed them (for a random transform, a per-frame copy; nested
+            # records too): MONAI's reset_ops_id lets any instance of the transform pop them
+            frame.applied_operations = reset_ops_id(copy.deepcopy(list(ops)))
             out_t = self.transform.inverse(frame)
             if isinstance(out_t, MetaTensor):
                 meta_out = dict(out_t.meta)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 from monai.data import MetaTensor
-from monai.transforms import Compose, Invertd, InvertibleTransform, Spacing
+from monai.transforms import Compose, Invertd, InvertibleTransform, NormalizeIntensity, RandFlip, Spacing
 
 from medst.transforms import (
     NormalizeIntensityPerFramed,
@@ -174,3 +174,21 @@ def test_compose_inverse_over_every_temporal_transform():
     assert back.applied_operations == []
     inv = pipe.inverse(out)["image"]  # Compose.inverse directly, with the image's own records
     assert inv.shape == x.shape and inv.applied_operations == []
+
+
+@pytest.mark.parametrize("same_random", [True, False])
+def test_per_frame_random_invertible_transform_inverts(same_random):
+    x = scan4d(t=3, xyz=(8, 8, 6))
+    pf = PerFramed("image", RandFlip(prob=1.0, spatial_axis=0), same_random=same_random)
+    pf.set_random_state(0)
+    pipe = Compose([pf])
+    out, back = invert_pred(pipe, {"image": x})
+    assert torch.equal(out["image"].flip(2).as_tensor(), x.as_tensor())  # every frame flipped along X
+    assert torch.equal(back.as_tensor(), x.as_tensor()) and back.applied_operations == []
+
+
+def test_per_frame_non_invertible_transform_inverse_is_identity():
+    x = scan4d(t=2)
+    pipe = Compose([PerFramed("image", NormalizeIntensity())])
+    out, back = invert_pred(pipe, {"image": x})
+    assert torch.equal(back.as_tensor(), out["image"].as_tensor()) and back.applied_operations == []
