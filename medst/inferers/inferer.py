@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -12,7 +13,7 @@ from monai.inferers import Inferer
 
 from medst.networks.inference import AutocastInference
 
-from .utils import OUTPUTS, PRECISIONS, SequenceStreamer, resolve_precision, sliding_window_volume, stream_sequence
+from .utils import OUTPUTS, PRECISIONS, SequenceStreamer, autocast_dtype, sliding_window_volume, stream_sequence
 
 __all__ = ["VolumeInferer", "StreamingInferer", "AutocastInferer"]
 
@@ -22,6 +23,17 @@ def _default_sw_device(sw_device: torch.device | str | None) -> torch.device | s
     if sw_device is None and torch.cuda.is_available():
         return torch.device("cuda")
     return sw_device
+
+
+def _settings_of(fn: Callable, skip: int) -> tuple[str, ...]:
+    """The names of ``fn``'s settings: its positional-or-keyword parameters after the first ``skip``."""
+    params = [p for p in inspect.signature(fn).parameters.values() if p.kind is p.POSITIONAL_OR_KEYWORD]
+    return tuple(p.name for p in params[skip:])
+
+
+# the inferers keep each setting under the function's parameter name and forward them by that name
+_VOLUME_SETTINGS = _settings_of(sliding_window_volume, 4)  # after inputs, roi_size, sw_batch_size, predictor
+_STREAM_SETTINGS = _settings_of(stream_sequence, 4)  # after inputs, roi_size, time_chunk, network
 
 
 def _check(precision: str, output: str) -> None:
@@ -92,32 +104,24 @@ class VolumeInferer(Inferer):
         self.buffer_dim = buffer_dim
         self.slab_dim = slab_dim
 
+    def settings(self) -> dict[str, Any]:
+        """The keyword arguments given to :func:`~medst.inferers.utils.sliding_window_volume`, by name."""
+        settings = {name: getattr(self, name) for name in _VOLUME_SETTINGS}
+        settings["sw_device"] = _default_sw_device(self.sw_device)
+        return settings
+
     def __call__(self, inputs: torch.Tensor, network: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Segment ``inputs`` (B, C, *axes) with ``network``; extra arguments go to the network."""
-        return sliding_window_volume(
-            inputs,
-            self.roi_size,
-            self.sw_batch_size,
-            network,
-            self.overlap,
-            self.mode,
-            self.sigma_scale,
-            self.padding_mode,
-            self.cval,
-            self.precision,
-            self.output,
-            self.flips,
-            self.channels_last,
-            self.compile,
-            _default_sw_device(self.sw_device),
-            self.device,
-            self.progress,
-            self.buffer_steps,
-            self.buffer_dim,
-            self.slab_dim,
-            *args,
-            **kwargs,
-        )
+        settings = self.settings()
+        if clash := sorted(set(kwargs) & set(settings)):
+            raise TypeError(f"VolumeInferer: network keyword(s) {clash} clash with the inferer's own settings")
+        if not args:
+            return sliding_window_volume(
+                inputs, self.roi_size, self.sw_batch_size, network, **settings, **kwargs
+            )
+        # positional network arguments follow the settings in the signature: place each setting by its name
+        ordered = [settings[name] for name in _VOLUME_SETTINGS]
+        return sliding_window_volume(inputs, self.roi_size, self.sw_batch_size, network, *ordered, *args, **kwargs)
 
 
 class StreamingInferer(Inferer):
@@ -185,17 +189,19 @@ class StreamingInferer(Inferer):
         position = chunk_position(inputs)
         if position is not None:
             return self._stream_chunk(inputs, network, *position)
-        out = stream_sequence(inputs, network=network, **self._settings(), callback=self.callback,
-                              progress=self.progress)
+        out = stream_sequence(inputs, self.roi_size, self.time_chunk, network, **self.settings())
         return _with_meta(out, inputs)
 
+    def settings(self) -> dict[str, Any]:
+        """The keyword arguments given to :func:`~medst.inferers.utils.stream_sequence`, by name."""
+        settings = {name: getattr(self, name) for name in _STREAM_SETTINGS}
+        settings["sw_device"] = _default_sw_device(self.sw_device)
+        return settings
+
     def _settings(self) -> dict[str, Any]:
-        return dict(
-            roi_size=self.roi_size, time_chunk=self.time_chunk, overlap=self.overlap, mode=self.mode,
-            sigma_scale=self.sigma_scale, padding_mode=self.padding_mode, cval=self.cval,
-            sw_batch_size=self.sw_batch_size, precision=self.precision, output=self.output,
-            sw_device=_default_sw_device(self.sw_device), device=self.device,
-        )
+        """The arguments of a :class:`~medst.inferers.utils.SequenceStreamer` (one chunk at a time: no callback)."""
+        settings = {k: v for k, v in self.settings().items() if k not in ("callback", "progress")}
+        return dict(settings, roi_size=self.roi_size, time_chunk=self.time_chunk)
 
     def _stream_chunk(self, inputs: MetaTensor, network: torch.nn.Module, source: str, index: int, last: bool):
         streams = self.__dict__.setdefault("_streams", {})
@@ -294,7 +300,7 @@ class AutocastInferer(Inferer):
 
     def dtype(self, device: torch.device | str) -> torch.dtype | None:
         """The autocast dtype used on ``device`` (``None``: float32)."""
-        dtype = resolve_precision(self.precision, device)
+        dtype = autocast_dtype(self.precision, device)
         return dtype if dtype is torch.bfloat16 else None
 
     def __call__(self, inputs: torch.Tensor, network: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

@@ -38,11 +38,10 @@ import torch
 import torch.nn.functional as F
 from monai.data.meta_tensor import MetaTensor
 from monai.data.utils import compute_importance_map, dense_patch_slices
-from monai.inferers.utils import _get_scan_interval, sliding_window_inference
+from monai.inferers.utils import sliding_window_inference
 from monai.utils import BlendMode, PytorchPadMode, convert_to_dst_type, ensure_tuple_rep, fall_back_tuple, look_up_option
 
-from medst.networks.inference import cpu_has_native_bf16
-from medst.networks.inference import resolve_precision as _precision_name
+from medst.networks.inference import PRECISIONS, autocast_dtype, cpu_has_native_bf16, resolve_precision
 
 try:  # tqdm is a dependency, but keep the library importable without it
     from tqdm import tqdm as _tqdm
@@ -52,6 +51,7 @@ except ImportError:  # pragma: no cover
 __all__ = [
     "PRECISIONS",
     "OUTPUTS",
+    "autocast_dtype",
     "cpu_has_native_bf16",
     "resolve_precision",
     "FastPredictor",
@@ -63,7 +63,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 OUTPUTS = ("logits", "probs", "labels")
 _OOM = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
 
@@ -71,21 +70,16 @@ _OOM = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
 # ----------------------------------------------------------------------------------------------------------------
 # precision, memory format, compile
 # ----------------------------------------------------------------------------------------------------------------
-def resolve_precision(precision: str, device: torch.device | str) -> torch.dtype | None:
-    """The autocast dtype for ``precision`` on ``device``; ``None`` means plain float32.
-
-    The choice for ``"auto"`` is :func:`medst.networks.resolve_precision`'s: on CUDA bfloat16 where the GPU supports
-    it, else float16; on a CPU bfloat16 only where the CPU computes it natively (:func:`cpu_has_native_bf16`), else
-    float32; float32 on any other device.
-
-    Raises:
-        ValueError: when ``precision`` is not one of :data:`PRECISIONS`.
-    """
-    dev = torch.device(device)
-    name = _precision_name(precision, dev)
-    if name == "fp16" and dev.type == "cpu":
-        logger.warning("precision='fp16' on a CPU is usually slower than 'bf16' or 'fp32'.")
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+def _scan_interval(image_size: Sequence[int], roi_size: Sequence[int], overlap: Sequence[float]) -> tuple[int, ...]:
+    """The step between windows, MONAI's rule (``sliding_window_inference``'s, whose helper is private): a window
+    as large as the image does not move, otherwise it steps ``int(roi * (1 - overlap))``, at least 1."""
+    if not len(image_size) == len(roi_size) == len(overlap):
+        raise ValueError(
+            f"image {tuple(image_size)}, roi {tuple(roi_size)} and overlap {tuple(overlap)} differ in length"
+        )
+    return tuple(
+        int(r) if r == i else max(1, int(r * (1 - o))) for i, r, o in zip(image_size, roi_size, overlap)
+    )
 
 
 def _memory_format(ndim: int) -> torch.memory_format | None:
@@ -148,7 +142,7 @@ class FastPredictor:
 
     Args:
         network: a callable, usually a ``torch.nn.Module`` in eval mode: (N, C, *roi) -> (N, K, *roi').
-        dtype: autocast dtype (``None``: float32), see :func:`resolve_precision`.
+        dtype: autocast dtype (``None``: float32), see :func:`autocast_dtype`.
         device_type: ``"cpu"`` or ``"cuda"``, the device the windows run on.
         channels_last: pass inputs in the channels-last layout (the caller converts the weights).
         flips: tuples of tensor axes (>= 2) to flip for test-time augmentation, e.g. ``((2,), (3,), (4,))``.
@@ -390,7 +384,7 @@ def _stitch_labels(
     inputs, pad_size = _pad_to_roi(inputs, roi, padding_mode, cval)
     image_size = tuple(inputs.shape[2:])
     a = slab_dim % nsp
-    scan = _get_scan_interval(image_size, roi, nsp, overlap)
+    scan = _scan_interval(image_size, roi, ensure_tuple_rep(overlap, nsp))
     slices = dense_patch_slices(image_size, roi, scan, return_slice=True)
     if a != 0:
         slices = sorted(slices, key=lambda s: int(s[a].start))  # stable: MONAI's order within a slab
@@ -626,7 +620,7 @@ def sliding_window_volume(
         logger.info("moving the network to %s", sw_dev)
         predictor.to(sw_dev)
     out_dev = torch.device(device) if device is not None else inputs.device
-    dtype = resolve_precision(precision, sw_dev)
+    dtype = autocast_dtype(precision, sw_dev)
     use_cl = (dtype is not None) if channels_last is None else bool(channels_last)
     fast = FastPredictor(
         predictor,
@@ -824,7 +818,7 @@ class SequenceStreamer:
         )
         if _module_device(network) not in (None, self.sw_dev):
             network.to(self.sw_dev)
-        self.ctx = FastPredictor(network, dtype=resolve_precision(precision, self.sw_dev), device_type=self.sw_dev.type)
+        self.ctx = FastPredictor(network, dtype=autocast_dtype(precision, self.sw_dev), device_type=self.sw_dev.type)
         self.out_dev = torch.device(device) if device is not None else None
         self.setup: dict[str, Any] = {}
         self.states: list[Any] = []
@@ -841,7 +835,7 @@ class SequenceStreamer:
         _check_common(roi_t, self.overlap, nsp)
         roi = fall_back_tuple(roi_t, chunk.shape[3:])
         padded = tuple(max(s, r) for s, r in zip(chunk.shape[3:], roi))
-        interval = _get_scan_interval(padded, roi, nsp, ensure_tuple_rep(self.overlap, nsp))
+        interval = _scan_interval(padded, roi, ensure_tuple_rep(self.overlap, nsp))
         slices = dense_patch_slices(padded, roi, interval)
         w = compute_importance_map(roi, mode=self.mode, sigma_scale=self.sigma_scale, device=self.sw_dev,
                                    dtype=torch.float32)

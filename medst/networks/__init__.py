@@ -6,7 +6,14 @@
 from __future__ import annotations
 
 from . import blocks, nets
-from .inference import AutocastInference, cpu_has_native_bf16, optimize_for_inference, resolve_precision
+from .inference import (
+    PRECISIONS,
+    AutocastInference,
+    autocast_dtype,
+    cpu_has_native_bf16,
+    optimize_for_inference,
+    resolve_precision,
+)
 from .registry import NetworkEntry, create_network, get_network_entry, list_networks, register_network
 
 __all__ = [
@@ -19,6 +26,8 @@ __all__ = [
     "register_network",
     "optimize_for_inference",
     "resolve_precision",
+    "autocast_dtype",
+    "PRECISIONS",
     "cpu_has_native_bf16",
     "AutocastInference",
 ]

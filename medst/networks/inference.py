@@ -25,10 +25,20 @@ import torch.nn as nn
 
 from medst.networks.blocks.recurrent_cells import ConvRNNCellBase
 
-__all__ = ["cpu_has_native_bf16", "resolve_precision", "optimize_for_inference", "AutocastInference"]
+__all__ = [
+    "PRECISIONS",
+    "cpu_has_native_bf16",
+    "resolve_precision",
+    "autocast_dtype",
+    "optimize_for_inference",
+    "AutocastInference",
+]
 
 logger = logging.getLogger(__name__)
 
+#: medst's one precision vocabulary (the API, the CLI, the inferers and the networks all use it):
+#: ``"auto"`` resolves per device (:func:`resolve_precision`), the others name a dtype.
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -44,13 +54,18 @@ def cpu_has_native_bf16() -> bool:
 
 
 def resolve_precision(precision: str = "auto", device: torch.device | str | None = None) -> str:
-    """``"auto"`` -> ``"bf16"``, ``"fp16"`` or ``"fp32"`` for ``device`` (default: CUDA if available, else CPU).
+    """The precision name that runs on ``device``: ``"auto"`` -> ``"bf16"``, ``"fp16"`` or ``"fp32"`` (default
+    device: CUDA if available, else CPU); any other name of :data:`PRECISIONS` is returned as is.
+
+    ``"auto"`` is bfloat16 on CUDA where the GPU supports it, else float16; on a CPU bfloat16 only where the CPU
+    computes it natively (:func:`cpu_has_native_bf16`), else float32; float32 on any other device.
+    :func:`autocast_dtype` gives the matching ``torch.dtype``.
 
     Raises:
-        ValueError: for a precision other than ``"auto"``, ``"fp32"``, ``"bf16"``, ``"fp16"``.
+        ValueError: for a precision not in :data:`PRECISIONS`.
     """
-    if precision not in ("auto", *_DTYPES):
-        raise ValueError(f"precision must be 'auto', 'fp32', 'bf16' or 'fp16', got {precision!r}.")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
     if precision != "auto":
         return precision
     dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -59,6 +74,16 @@ def resolve_precision(precision: str = "auto", device: torch.device | str | None
     if dev.type == "cpu" and cpu_has_native_bf16():
         return "bf16"
     return "fp32"
+
+
+def autocast_dtype(precision: str = "auto", device: torch.device | str | None = None) -> torch.dtype | None:
+    """The ``torch.autocast`` dtype of :func:`resolve_precision` ``(precision, device)``; ``None`` for float32
+    (no autocast). float16 on a CPU is logged as a warning: it is emulated there and much slower."""
+    dev = torch.device(device) if device is not None else None
+    name = resolve_precision(precision, dev)
+    if name == "fp16" and dev is not None and dev.type == "cpu":
+        logger.warning("precision='fp16' on a CPU is usually much slower than 'bf16' or 'fp32'.")
+    return None if name == "fp32" else _DTYPES[name]
 
 
 def _to_float32(out: Any) -> Any:
@@ -123,7 +148,7 @@ def optimize_for_inference(
         device = p.device if p is not None else torch.device("cpu")
     dev = torch.device(device)
     name = resolve_precision(precision, dev)
-    dtype = _DTYPES[name]
+    dtype = autocast_dtype(name, dev) or torch.float32
     if channels_last is None:
         # measured on a 2-core AVX512 CPU (ConvLSTM, 64 hidden, 128^2): the gate convolution runs 1.3-1.5x faster
         # channels-last in float32 and bfloat16 alike, and the fused cells do their gate maths on the layout too

@@ -90,18 +90,12 @@ def register_network(
     return _register
 
 
-def _ensure_loaded() -> None:
-    # the builders live in medst.networks.nets; importing it fills the registry
-    from . import nets  # noqa: F401
-
-
 def get_network_entry(name: str) -> NetworkEntry:
     """The registry entry of ``name``.
 
     Raises:
         KeyError: when no network has that name; the message lists the closest registered names.
     """
-    _ensure_loaded()
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, list(_REGISTRY), n=5, cutoff=0.4)
         hint = f" Did you mean one of {close}?" if close else ""
@@ -121,7 +115,6 @@ def create_network(name: str, **kwargs: Any) -> nn.Module:
 
 def list_networks(filter: str = "") -> list[str]:  # noqa: A002  (timm's argument name)
     """Sorted registered names; ``filter`` is a substring or a shell pattern (``"unetr_*"``)."""
-    _ensure_loaded()
     names = sorted(_REGISTRY)
     if not filter:
         return names

@@ -3,7 +3,7 @@
 - :mod:`.temporal`: time on axis 1 of (C, T, H, W) videos and (C, T, X, Y, Z) 4D scans (ChannelToTime,
   TimeToChannel, TemporalCrop, RandTemporalCrop, TemporalStride, TemporalPad, RandTemporalFlip, ResampleFrameRate,
   NormalizeIntensityPerFrame, PerFrame, and the ``...d`` dictionary versions).
-- :mod:`.utility`: input checks (CheckNdim, CheckShapesd).
+- :mod:`.utility`: input checks (CheckNdim, CheckFinite, CheckShapesd).
 - :mod:`.intensity`: RandTissueContrast / RandTissueContrastd: a random contrast drawn from a tissue label map
   (SynthSeg / SynthStrip-style domain randomisation).
 - :mod:`.prior`: AtlasMaskPrior / AtlasMaskPriord: an atlas brain mask, registered to the scan, bounds a predicted

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from monai.inferers import Inferer, sliding_window_inference
+from monai.inferers import Inferer, SlidingWindowInferer, sliding_window_inference
 
 from medst.inferers import AutocastInferer, StreamingInferer, VolumeInferer, cpu_has_native_bf16, stream_sequence
 
@@ -10,10 +10,71 @@ from .recurrent_helpers import TinyConvRNN
 
 
 def test_volume_inferer_is_a_monai_inferer():
-    inf = VolumeInferer((8, 8, 8), sw_batch_size=2, overlap=0.5, mode="gaussian", precision="fp32")
+    """In place of MONAI's SlidingWindowInferer, with the same settings, it gives MONAI's output."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv3d(2, 4, 3, padding=1), torch.nn.Tanh(), torch.nn.Conv3d(4, 3, 3)).eval()
+    x = torch.rand(1, 2, 12, 10, 7)  # smaller than the window along the last axis: padded
+    settings = dict(sw_batch_size=2, overlap=0.5, mode="gaussian", sigma_scale=0.2, padding_mode="replicate", cval=0.0)
+    inf = VolumeInferer((8, 8, 8), precision="fp32", progress=False, **settings)
     assert isinstance(inf, Inferer)
-    x = torch.rand(1, 2, 12, 10, 9)
-    torch.testing.assert_close(inf(x, lambda a: 2 * a), 2 * x, atol=1e-5, rtol=1e-5)
+    with torch.no_grad():
+        ref = SlidingWindowInferer((8, 8, 8), **settings)(x, torch.nn.Sequential(torch.nn.ReplicationPad3d(1), net))
+        y = inf(x, torch.nn.Sequential(torch.nn.ReplicationPad3d(1), net))
+    assert y.shape == (1, 3, 12, 10, 7)
+    torch.testing.assert_close(y, ref, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(y, torch.zeros_like(y))
+
+
+def test_volume_inferer_forwards_every_setting_by_name(monkeypatch):
+    import inspect
+
+    import medst.inferers.inferer as mod
+    from medst.inferers import sliding_window_volume
+
+    seen = {}
+
+    def fake(inputs, roi_size, sw_batch_size, predictor, *args, **kwargs):
+        seen.update(kwargs, roi_size=roi_size, sw_batch_size=sw_batch_size, args=args)
+        return "out"
+
+    monkeypatch.setattr(mod, "sliding_window_volume", fake)
+    given = dict(overlap=0.4, mode="gaussian", sigma_scale=0.2, padding_mode="reflect", cval=1.5, precision="bf16",
+                 output="labels", flips=((2,),), channels_last=False, compile=True, sw_device="cpu", device="meta",
+                 progress=False, buffer_steps=7, buffer_dim=1, slab_dim=2)
+    params = [p.name for p in inspect.signature(sliding_window_volume).parameters.values()
+              if p.kind is p.POSITIONAL_OR_KEYWORD]
+    assert sorted(given) == sorted(params[4:])  # a new setting of the function must be given here too
+    assert VolumeInferer((8, 8, 8), sw_batch_size=3, **given)(torch.zeros(1), None) == "out"
+    assert seen == {**given, "roi_size": (8, 8, 8), "sw_batch_size": 3, "args": ()}
+    with pytest.raises(TypeError, match="clash"):
+        VolumeInferer((8, 8, 8))(torch.zeros(1), None, overlap=0.9)
+
+
+def test_volume_inferer_positional_and_keyword_network_arguments():
+    x = torch.rand(1, 1, 10, 9, 8)
+    inf = VolumeInferer((8, 8, 8), overlap=0.5, precision="fp32", progress=False, sw_device="cpu")
+    out = inf(x, lambda a, scale, shift=0.0: a * scale + shift, 3.0, shift=1.0)
+    torch.testing.assert_close(out, 3 * x + 1, atol=1e-5, rtol=1e-5)
+
+
+def test_streaming_inferer_forwards_every_setting_by_name(monkeypatch):
+    import inspect
+
+    import medst.inferers.inferer as mod
+
+    seen = {}
+
+    def fake(inputs, roi_size, time_chunk, network, **kwargs):
+        seen.update(kwargs, roi_size=roi_size, time_chunk=time_chunk)
+
+    monkeypatch.setattr(mod, "stream_sequence", fake)
+    cb = print
+    given = dict(overlap=0.4, mode="gaussian", sigma_scale=0.2, padding_mode="reflect", cval=1.5, sw_batch_size=5,
+                 precision="bf16", output="labels", sw_device="cpu", device="meta", callback=cb, progress=False)
+    params = [p.name for p in inspect.signature(stream_sequence).parameters.values()]
+    assert sorted(given) == sorted(params[4:])
+    StreamingInferer((8, 8), time_chunk=6, **given)(torch.zeros(1), None)
+    assert seen == {**given, "roi_size": (8, 8), "time_chunk": 6}
 
 
 @pytest.mark.parametrize("kwargs", [dict(precision="half"), dict(output="mask"), dict(sw_batch_size=0)])
@@ -133,10 +194,8 @@ def test_streaming_errors():
 
 
 def _recurrent_segnet():
-    try:
-        from medst.networks.nets import RecurrentSegNet
-    except ImportError:
-        pytest.skip("medst.networks.nets.RecurrentSegNet is not there yet")
+    from medst.networks.nets import RecurrentSegNet
+
     return RecurrentSegNet
 
 

@@ -3,10 +3,19 @@ from __future__ import annotations
 import pytest
 import torch
 from monai.data import MetaTensor
+from monai.data.utils import dense_patch_slices
 from monai.inferers import sliding_window_inference
+from monai.utils import ensure_tuple_rep
 from torch import nn
 
-from medst.inferers import FastPredictor, cpu_has_native_bf16, resolve_precision, sliding_window_volume
+from medst import inferers
+from medst.inferers import (
+    FastPredictor,
+    autocast_dtype,
+    cpu_has_native_bf16,
+    resolve_precision,
+    sliding_window_volume,
+)
 
 TWICE = [
     # (roi_size, input shape, sw_batch_size, mode)
@@ -81,12 +90,47 @@ def test_logits_match_monai_and_meta_kept():
 
 
 def test_precision_choices():
-    assert resolve_precision("fp32", "cpu") is None
-    assert resolve_precision("bf16", "cpu") is torch.bfloat16
-    assert resolve_precision("fp16", "cuda") is torch.float16
-    assert resolve_precision("auto", "cpu") is (torch.bfloat16 if cpu_has_native_bf16() else None)
+    assert autocast_dtype("fp32", "cpu") is None
+    assert autocast_dtype("bf16", "cpu") is torch.bfloat16
+    assert autocast_dtype("fp16", "cuda") is torch.float16
+    assert autocast_dtype("auto", "cpu") is (torch.bfloat16 if cpu_has_native_bf16() else None)
     with pytest.raises(ValueError, match="precision"):
-        resolve_precision("int8", "cpu")
+        autocast_dtype("int8", "cpu")
+
+
+def test_one_precision_vocabulary():
+    """medst.inferers and medst.networks share one table and one resolve_precision (a name, not a dtype)."""
+    import medst.networks as networks
+
+    assert inferers.PRECISIONS is networks.PRECISIONS == ("auto", "fp32", "bf16", "fp16")
+    assert inferers.resolve_precision is networks.resolve_precision
+    assert inferers.autocast_dtype is networks.autocast_dtype
+    for name in networks.PRECISIONS:
+        resolved = resolve_precision(name, "cpu")
+        assert resolved in ("fp32", "bf16", "fp16")
+        assert autocast_dtype(name, "cpu") == {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[resolved]
+
+
+def test_window_positions_are_monais():
+    """medst steps its windows by MONAI's rule: the windows seen equal those of sliding_window_inference."""
+    from medst.inferers.utils import _scan_interval
+
+    def starts_seen(image, roi, overlap):
+        seen = []
+
+        def record(patch):  # voxel values are their own flat index: the first one names the window
+            seen.extend(int(v) for v in patch[:, 0].reshape(patch.shape[0], -1)[:, 0])
+            return patch
+
+        sliding_window_inference(image, roi, 3, record, overlap=overlap)
+        return sorted(seen)
+
+    for shape, roi, overlap in [((17, 12, 9), (8, 12, 4), 0.25), ((10, 10), (3, 7), (0.5, 0.9)), ((9,), (9,), 0.6)]:
+        image = torch.arange(float(torch.Size(shape).numel())).reshape(1, 1, *shape)
+        ov = ensure_tuple_rep(overlap, len(shape))
+        slices = dense_patch_slices(shape, roi, _scan_interval(shape, roi, ov))
+        ours = sorted(int(image[(0, 0, *(slice(s.start, s.start + 1) for s in sl))]) for sl in slices)
+        assert ours == starts_seen(image, roi, overlap)
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
@@ -215,3 +259,24 @@ def test_channel_argmax_equals_torch_argmax(k):
     assert labels.shape == (2, 1, 3, 7, 5)
     assert torch.equal(labels.long(), x.argmax(1, keepdim=True))
     assert channel_argmax(x, torch.int64).dtype == torch.int64
+
+
+def test_medst_imports_no_private_monai_names():
+    """MONAI's private helpers change without notice: medst uses its public API only (the whole package)."""
+    import ast
+    from pathlib import Path
+
+    import medst
+
+    bad = []
+    for path in Path(medst.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "monai":
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                bad += [f"{path.name}: from {node.module} import {name}" for name in private]
+                if any(part.startswith("_") for part in node.module.split(".")):
+                    bad.append(f"{path.name}: from {node.module}")
+            elif isinstance(node, ast.Import):
+                bad += [f"{path.name}: import {a.name}" for a in node.names
+                        if a.name.split(".")[0] == "monai" and any(p.startswith("_") for p in a.name.split("."))]
+    assert not bad, bad

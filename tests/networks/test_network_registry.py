@@ -43,3 +43,20 @@ def test_bundle_expression():
         {"net": {"_target_": "medst.networks.nets.RecurrentSegNet", "spatial_dims": 2, "in_channels": 1, "out_channels": 2}}
     )
     assert isinstance(parser.get_parsed_content("net"), RecurrentSegNet)
+
+
+def test_registry_imports_no_networks_and_is_full_from_a_fresh_import():
+    """The registry module does not import the networks (no import cycle); the package fills it on import."""
+    import ast
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import medst.networks.registry as registry
+
+    tree = ast.parse(Path(registry.__file__).read_text())
+    imported = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    assert not [m for m in imported if "nets" in m or m.startswith("medst")], imported
+    code = "from medst.networks.registry import list_networks; print(len(list_networks()))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert int(out.stdout.strip().splitlines()[-1]) == len(list_networks())

@@ -13,6 +13,7 @@ covers only X, Y, Z and is left unchanged.
 from __future__ import annotations
 
 import copy
+import logging
 import math
 from collections.abc import Callable
 from typing import Any
@@ -22,10 +23,12 @@ import torch
 from monai.config import NdarrayOrTensor
 from monai.data import MetaTensor
 from monai.data.meta_obj import get_track_meta
-from monai.transforms import InvertibleTransform, Randomizable, Transform
+from monai.transforms import InvertibleTransform, Randomizable, Transform, reset_ops_id
 from monai.utils import TransformBackends, convert_to_tensor
 
 from medst.data.utils import MedstDataError
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "ChannelToTime",
@@ -110,6 +113,44 @@ def _set_time_meta(
 
 def _traced(img: Any) -> bool:
     return isinstance(img, MetaTensor) and get_track_meta()
+
+
+_RATE_KEYS = ("fps", "time_spacing")
+
+
+def _rate_meta(img: Any) -> dict[str, float]:
+    """The frame-rate entries of ``img``'s metadata, to be restored exactly by an inverse."""
+    if not isinstance(img, MetaTensor):
+        return {}
+    return {k: float(np.asarray(img.meta[k]).reshape(-1)[0]) for k in _RATE_KEYS if img.meta.get(k) is not None}
+
+
+def _restore_rate_meta(out: Any, rate: dict[str, float]) -> Any:
+    """Put back the frame-rate entries recorded by :func:`_rate_meta` (and drop those the input did not have)."""
+    if isinstance(out, MetaTensor):
+        for k in _RATE_KEYS:
+            if k in rate:
+                out.meta[k] = rate[k]
+            else:
+                out.meta.pop(k, None)
+    return out
+
+
+def _resample_time(img: torch.Tensor, n_out: int, step: float, mode: str) -> torch.Tensor:
+    """Frames of ``img`` (C, T, *spatial) at source positions ``step * i``, i < ``n_out`` (nearest or linear)."""
+    n = int(img.shape[1])
+    pos = torch.arange(n_out, dtype=torch.float64) * step
+    if mode == "nearest":
+        return img[:, torch.clamp(torch.floor(pos + 0.5).long(), 0, n - 1)]
+    if mode != "linear":
+        raise ValueError(f"mode must be 'nearest' or 'linear', got {mode!r}")
+    lo = torch.clamp(torch.floor(pos).long(), 0, n - 1)
+    hi = torch.clamp(lo + 1, 0, n - 1)
+    w = (pos - lo.to(torch.float64)).clamp(0, 1)
+    shape = (1, n_out) + (1,) * (img.ndim - 2)
+    w = w.to(img.dtype if img.is_floating_point() else torch.float32).reshape(shape)
+    x = img if img.is_floating_point() else img.float()
+    return x[:, lo] * (1 - w) + x[:, hi] * w
 
 
 # ------------------------------------------------------------------------------------------------- 4D layout
@@ -247,11 +288,13 @@ class TemporalCrop(InvertibleTransform):
         return out
 
     def inverse(self, data: torch.Tensor) -> torch.Tensor:
+        """Pad the removed frames back with zeros (and drop the frames a padded crop added): ``orig_size`` frames."""
         info = self.pop_transform(data)
         n = int(info["orig_size"][0])
-        s, e = info["extra_info"]["start"], info["extra_info"]["end"]
-        pad = (s, n - e)
-        out = _pad_time(data, pad, "constant", 0.0)
+        extra = info["extra_info"]
+        s, e = int(extra["start"]), int(extra["end"])
+        padded = int(extra.get("padded", n))  # RandTemporalCrop(pad=True): the clip was padded to this first
+        out = _pad_time(data, (s, max(0, padded - e)), "constant", 0.0)[:, :n]
         return _set_time_meta(out, data, n, shift=-float(s))
 
 
@@ -261,8 +304,9 @@ class RandTemporalCrop(Randomizable, TemporalCrop):
     Args:
         num_frames: clip length.
         random_start: when False, the clip is centred.
-        pad: pad clips shorter than ``num_frames`` at the end (with ``pad_mode``) instead of raising.
-        pad_mode: "constant" (zeros) or "edge" (repeat the last frame).
+        pad: pad clips shorter than ``num_frames`` at the end (with ``pad_mode``) instead of raising. The inverse
+            gives back the original number of frames (one record on the MetaTensor, the padding included).
+        pad_mode: "constant" (zeros), "edge" (repeat the last frame) or "wrap".
     """
 
     def __init__(self, num_frames: int, random_start: bool = True, pad: bool = False, pad_mode: str = "constant"
@@ -276,25 +320,36 @@ class RandTemporalCrop(Randomizable, TemporalCrop):
         room = max(0, int(data) - self.num_frames)
         self._start = int(self.R.randint(0, room + 1)) if self.random_start else room // 2
 
-    def __call__(self, img: NdarrayOrTensor, randomize: bool = True) -> torch.Tensor:
+    def __call__(self, img: NdarrayOrTensor, randomize: bool = True, pad_mode: str | None = None) -> torch.Tensor:
+        """img: (C, T, *spatial) -> (C, num_frames, *spatial); ``pad_mode`` overrides the constructor's."""
         img = convert_to_tensor(img, track_meta=get_track_meta())
         _check_temporal(img, type(self).__name__)
-        n = int(img.shape[1])
+        n0 = n = int(img.shape[1])
         if n < self.num_frames:
             if not self.pad:
                 raise MedstDataError(
                     f"RandTemporalCrop: {n} frames is fewer than num_frames={self.num_frames}{_where(img)}; "
                     "pass pad=True or use TemporalPad(min_frames=...) first"
                 )
-            img = TemporalPad(min_frames=self.num_frames, mode=self.pad_mode)(img)
+            padded = _pad_time(img, (0, self.num_frames - n), pad_mode or self.pad_mode, 0.0)
+            img = _set_time_meta(padded, img, self.num_frames) if isinstance(img, MetaTensor) else padded
             n = self.num_frames
         if randomize:
             self.randomize(n)
-        return super().__call__(img, start=self._start, end=self._start + self.num_frames)
+        s, e = self._start, self._start + self.num_frames
+        out = img[:, s:e]
+        out = _set_time_meta(out, img, e - s, shift=float(s))
+        if _traced(out) and self.tracing:
+            self.push_transform(out, orig_size=(n0,), extra_info={"start": s, "end": e, "padded": n})
+        return out
 
 
-class TemporalStride(Transform):
-    """Keep every ``stride``-th frame of (C, T, *spatial) from ``offset``; fps is divided by ``stride``."""
+class TemporalStride(InvertibleTransform):
+    """Keep every ``stride``-th frame of (C, T, *spatial) from ``offset``; fps is divided by ``stride``.
+
+    The inverse is lossy: it gives back the original number of frames, each a copy of the nearest kept frame,
+    and the original frame rate (``fps``, ``time_spacing``; a video's affine).
+    """
 
     backend = [TransformBackends.TORCH]
 
@@ -308,8 +363,27 @@ class TemporalStride(Transform):
         _check_temporal(img, "TemporalStride")
         if self.offset >= img.shape[1]:
             raise MedstDataError(f"TemporalStride: offset {self.offset} >= {img.shape[1]} frames{_where(img)}")
+        n = int(img.shape[1])
         out = img[:, self.offset :: self.stride]
-        return _set_time_meta(out, img, out.shape[1], scale=float(self.stride), shift=float(self.offset))
+        out = _set_time_meta(out, img, out.shape[1], scale=float(self.stride), shift=float(self.offset))
+        if _traced(out) and self.tracing:
+            self.push_transform(
+                out,
+                orig_size=(n,),
+                extra_info={"stride": self.stride, "offset": self.offset, "rate": _rate_meta(img)},
+            )
+        return out
+
+    def inverse(self, data: torch.Tensor) -> torch.Tensor:
+        """(C, T', *spatial) -> (C, T, *spatial): original frame j is the kept frame nearest to it."""
+        info = self.pop_transform(data)
+        n, extra = int(info["orig_size"][0]), info["extra_info"]
+        stride, offset = int(extra["stride"]), int(extra["offset"])
+        pos = (torch.arange(n, dtype=torch.float64) - offset) / stride
+        idx = torch.clamp(torch.floor(pos + 0.5).long(), 0, int(data.shape[1]) - 1)
+        out = data[:, idx]
+        out = _set_time_meta(out, data, n, scale=1.0 / stride, shift=-float(offset) / stride)
+        return _restore_rate_meta(out, extra["rate"])
 
 
 def _pad_time(img: torch.Tensor, pad: tuple[int, int], mode: str, value: float) -> torch.Tensor:
@@ -367,15 +441,17 @@ class TemporalPad(InvertibleTransform):
             t = int(math.ceil(t / self.multiple) * self.multiple)
         return t
 
-    def __call__(self, img: NdarrayOrTensor) -> torch.Tensor:
+    def __call__(self, img: NdarrayOrTensor, mode: str | None = None, value: float | None = None) -> torch.Tensor:
+        """img: (C, T, *spatial); ``mode`` and ``value`` override the constructor's (per key in ``TemporalPadd``)."""
         img = convert_to_tensor(img, track_meta=get_track_meta())
         _check_temporal(img, "TemporalPad")
         n = int(img.shape[1])
         total = self.target(n) - n
         before = total // 2 if self.side == "both" else 0
-        out = _pad_time(img, (before, total - before), self.mode, self.value)
+        mode = self.mode if mode is None else mode
+        out = _pad_time(img, (before, total - before), mode, self.value if value is None else value)
         out = _set_time_meta(out, img, out.shape[1], shift=-float(before))
-        if _traced(out):
+        if _traced(out) and self.tracing:
             self.push_transform(out, orig_size=(n,), extra_info={"before": before})
         return out
 
@@ -423,13 +499,17 @@ class RandTemporalFlip(Randomizable, InvertibleTransform):
 # -------------------------------------------------------------------------------------------- resampling
 
 
-class ResampleFrameRate(Transform):
+class ResampleFrameRate(InvertibleTransform):
     """Resample (C, T, *spatial) in time to ``fps`` frames per second.
 
     The source rate comes from the metadata (``fps``, else ``1 / time_spacing``) or ``source_fps``. Output frame
     ``i`` is taken at time ``i / fps``, so the clip keeps its duration: ``T_out = max(1, round(T * fps / src))``.
     ``mode="nearest"`` (labels) picks the nearest source frame; ``"linear"`` blends the two neighbours.
     ``fps``, ``time_spacing``, ``num_frames`` (and a video's affine) are updated.
+
+    The inverse resamples back to the source rate with the recorded ``mode`` (``Invertd(nearest_interp=True)``
+    makes it nearest, as for MONAI's spatial transforms): the original number of frames and the original ``fps``
+    / ``time_spacing``; the frames themselves are only as good as the rate they were resampled to.
     """
 
     backend = [TransformBackends.TORCH]
@@ -441,9 +521,12 @@ class ResampleFrameRate(Transform):
             raise ValueError(f"mode must be 'nearest' or 'linear', got {mode!r}")
         self.fps, self.mode, self.source_fps = float(fps), mode, source_fps
 
-    def __call__(self, img: NdarrayOrTensor, source_fps: float | None = None) -> torch.Tensor:
+    def __call__(self, img: NdarrayOrTensor, source_fps: float | None = None, mode: str | None = None
+                 ) -> torch.Tensor:
+        """img: (C, T, *spatial); ``mode`` overrides the constructor's (per key in ``ResampleFrameRated``)."""
         img = convert_to_tensor(img, track_meta=get_track_meta())
         _check_temporal(img, "ResampleFrameRate")
+        mode = self.mode if mode is None else mode
         src = source_fps or self.source_fps or get_fps(img)
         if not src:
             raise MedstDataError(
@@ -452,23 +535,27 @@ class ResampleFrameRate(Transform):
             )
         n = int(img.shape[1])
         n_out = max(1, int(round(n * self.fps / src)))
-        pos = torch.arange(n_out, dtype=torch.float64) * (src / self.fps)
-        if self.mode == "nearest":
-            idx = torch.clamp(torch.floor(pos + 0.5).long(), 0, n - 1)
-            out = img[:, idx]
-        else:
-            lo = torch.clamp(torch.floor(pos).long(), 0, n - 1)
-            hi = torch.clamp(lo + 1, 0, n - 1)
-            w = (pos - lo.to(torch.float64)).clamp(0, 1)
-            shape = (1, n_out) + (1,) * (img.ndim - 2)
-            w = w.to(img.dtype if img.is_floating_point() else torch.float32).reshape(shape)
-            x = img if img.is_floating_point() else img.float()
-            out = x[:, lo] * (1 - w) + x[:, hi] * w
+        out = _resample_time(img, n_out, src / self.fps, mode)
         out = _set_time_meta(out, img, n_out, scale=src / self.fps)
         if isinstance(out, MetaTensor):  # exact target rate, not src / (src / fps)
             out.meta["fps"] = self.fps
             out.meta["time_spacing"] = 1.0 / self.fps
+        if _traced(out) and self.tracing:
+            self.push_transform(
+                out,
+                orig_size=(n,),
+                extra_info={"mode": mode, "source_fps": float(src), "fps": self.fps, "rate": _rate_meta(img)},
+            )
         return out
+
+    def inverse(self, data: torch.Tensor) -> torch.Tensor:
+        """Back to the source frame rate and number of frames (with the recorded, or Invertd's, ``mode``)."""
+        info = self.pop_transform(data)
+        n, extra = int(info["orig_size"][0]), info["extra_info"]
+        step = float(extra["fps"]) / float(extra["source_fps"])
+        out = _resample_time(data, n, step, str(extra["mode"]))
+        out = _set_time_meta(out, data, n, scale=step)
+        return _restore_rate_meta(out, extra["rate"])
 
 
 class NormalizeIntensityPerFrame(Transform):
@@ -504,12 +591,17 @@ class NormalizeIntensityPerFrame(Transform):
         return out
 
 
-class PerFrame(Randomizable, Transform):
+class PerFrame(Randomizable, InvertibleTransform):
     """Apply a channel-first transform made for one frame to every frame of (C, T, *spatial).
 
     The frame given to ``transform`` is (C, *spatial) with its own metadata: a 4D scan's frames keep the scan's
     affine (which already covers X, Y, Z only); a video's frame gets the affine without the time row and column,
     and the time axis is put back afterwards. All frames must come out with the same shape.
+
+    Invertible as MONAI's ``Lambda`` is: the records the wrapped transform leaves on a frame (``Spacing``'s, say)
+    are kept in this transform's record, and the inverse gives each frame to ``transform.inverse``, so ``Invertd``
+    resamples a prediction back frame by frame. When the wrapped transform is not invertible the inverse is the
+    identity (with a warning when the transform changed the frame shape).
 
     Args:
         transform: a MONAI-style callable on (C, *spatial).
@@ -532,6 +624,39 @@ class PerFrame(Randomizable, Transform):
     def randomize(self, data: Any = None) -> None:
         """The wrapped transform draws its own parameters."""
 
+    @staticmethod
+    def _frame(img: Any, t: int, video: bool) -> Any:
+        frame = img[:, t]
+        if isinstance(img, MetaTensor):
+            frame = MetaTensor(frame.as_tensor() if isinstance(frame, MetaTensor) else frame, meta=dict(img.meta))
+            frame.meta.pop("applied_operations", None)
+            frame.applied_operations = []
+            frame.affine = img.affine.clone()[1:, 1:] if video else img.affine.clone()
+        return frame
+
+    @staticmethod
+    def _stack(frames: list, img: Any, meta_out: dict | None, video: bool) -> torch.Tensor:
+        shapes = {tuple(f.shape) for f in frames}
+        if len(shapes) > 1:
+            raise MedstDataError(f"PerFrame: the transform gave frames of different shapes {sorted(shapes)}")
+        out = torch.stack(frames, 1)
+        if not (isinstance(img, MetaTensor) and get_track_meta()):
+            return out
+        meta = dict(meta_out) if meta_out is not None else dict(img.meta)
+        meta.pop("applied_operations", None)
+        out = MetaTensor(out, meta=meta, applied_operations=list(img.applied_operations))
+        if video and meta_out is not None:
+            aff3 = torch.as_tensor(meta_out["affine"], dtype=torch.float64)
+            orig = img.affine.to(torch.float64)
+            aff = torch.eye(aff3.shape[0] + 1, dtype=torch.float64)
+            aff[1:, 1:] = aff3
+            aff[0, 0] = orig[0, 0]
+            aff[0, -1] = orig[0, -1]
+            out.affine = aff
+        elif meta_out is None:
+            out.affine = img.affine
+        return out
+
     def __call__(self, img: NdarrayOrTensor) -> torch.Tensor:
         img = convert_to_tensor(img, track_meta=get_track_meta())
         _check_temporal(img, "PerFrame")
@@ -541,39 +666,53 @@ class PerFrame(Randomizable, Transform):
         # transform so every frame starts from the same random states
         proto = copy.deepcopy(self.transform) if rand else None
         transform = self.transform
-        frames, meta_out = [], None
+        frames, meta_out, frame_ops = [], None, []
         for t in range(img.shape[1]):
-            frame = img[:, t]
-            if isinstance(frame, MetaTensor):
-                frame.meta = dict(img.meta)
-                if video:
-                    aff = img.affine.clone()
-                    frame.affine = aff[1:, 1:]
             if rand:
                 transform = copy.deepcopy(proto)
-            out_t = transform(frame)
+            out_t = transform(self._frame(img, t, video))
+            ops: list = []
+            if isinstance(out_t, MetaTensor):
+                meta_out = dict(out_t.meta)
+                ops = list(out_t.applied_operations)
+                out_t = out_t.as_tensor()
+            frame_ops.append(ops)
+            frames.append(convert_to_tensor(out_t, track_meta=False))
+        if rand:
+            self.transform = transform  # its random state has advanced by one draw
+        out = self._stack(frames, img, meta_out, video)
+        if _traced(out) and self.tracing:
+            per_frame = isinstance(self.transform, Randomizable) and not self.same_random
+            self.push_transform(
+                out,
+                orig_size=tuple(int(v) for v in img.shape[2:]),
+                extra_info={"frame_ops": frame_ops if per_frame else frame_ops[:1], "video": video},
+            )
+        return out
+
+    def inverse(self, data: torch.Tensor) -> torch.Tensor:
+        """Invert the wrapped transform on every frame from the records it left (identity when it left none)."""
+        info = self.pop_transform(data)
+        extra = info["extra_info"]
+        frame_ops, video = extra["frame_ops"], bool(extra["video"])
+        if not any(frame_ops) or not isinstance(self.transform, InvertibleTransform):
+            orig = tuple(int(v) for v in info["orig_size"])
+            if tuple(data.shape[2:]) != orig:
+                logger.warning(
+                    "PerFrame.inverse: %s is not invertible; frames stay %s (were %s)",
+                    type(self.transform).__name__, tuple(data.shape[2:]), orig,
+                )
+            return data
+        frames, meta_out = [], None
+        for t in range(data.shape[1]):
+            frame = self._frame(data, t, video)
+            ops = frame_ops[t] if len(frame_ops) > 1 else frame_ops[0]
+            # the records name the instance that pushed them (for a random transform, a per-frame copy; nested
+            # records too): MONAI's reset_ops_id lets any instance of the transform pop them
+            frame.applied_operations = reset_ops_id(copy.deepcopy(list(ops)))
+            out_t = self.transform.inverse(frame)
             if isinstance(out_t, MetaTensor):
                 meta_out = dict(out_t.meta)
                 out_t = out_t.as_tensor()
             frames.append(convert_to_tensor(out_t, track_meta=False))
-        if rand:
-            self.transform = transform  # its random state has advanced by one draw
-        shapes = {tuple(f.shape) for f in frames}
-        if len(shapes) > 1:
-            raise MedstDataError(f"PerFrame: the transform gave frames of different shapes {sorted(shapes)}")
-        out = torch.stack(frames, 1)
-        if isinstance(img, MetaTensor) and get_track_meta():
-            meta = dict(meta_out) if meta_out is not None else dict(img.meta)
-            meta.pop("applied_operations", None)
-            out = MetaTensor(out, meta=meta, applied_operations=list(img.applied_operations))
-            if video and meta_out is not None:
-                aff3 = torch.as_tensor(meta_out["affine"], dtype=torch.float64)
-                orig = img.affine.to(torch.float64)
-                aff = torch.eye(aff3.shape[0] + 1, dtype=torch.float64)
-                aff[1:, 1:] = aff3
-                aff[0, 0] = orig[0, 0]
-                aff[0, -1] = orig[0, -1]
-                out.affine = aff
-            elif meta_out is None:
-                out.affine = img.affine
-        return out
+        return self._stack(frames, data, meta_out, video)

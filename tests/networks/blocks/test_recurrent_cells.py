@@ -75,3 +75,50 @@ def test_get_cell_class():
     assert get_cell_class("LSTM") is ConvLSTMCell and get_cell_class(ConvGRUCell) is ConvGRUCell
     with pytest.raises(ValueError):
         get_cell_class("rnn")
+
+
+def _peephole_reference(cell, x, h, c):
+    """Shi et al. 2015, eq. 3, computed from the cell's weights with separate input and hidden convolutions:
+    i = s(W_xi*x + W_hi*h + W_ci.c + b_i), f = s(W_xf*x + W_hf*h + W_cf.c + b_f),
+    c' = f.c + i.tanh(W_xc*x + W_hc*h + b_c), o = s(W_xo*x + W_ho*h + W_co.c' + b_o), h' = o.tanh(c')."""
+    hc, cin = cell.hidden_channels, cell.in_channels
+    w, b = cell.conv.weight, cell.conv.bias
+    pad = cell.kernel_size // 2
+
+    def gate(k):  # gate order of the fused weight: i, f, o, g
+        rows = slice(k * hc, (k + 1) * hc)
+        return (torch.nn.functional.conv2d(x, w[rows, :cin], b[rows], padding=pad)
+                + torch.nn.functional.conv2d(h, w[rows, cin:], None, padding=pad))
+
+    w_ci, w_cf, w_co = cell.peephole_weight  # (H, 1, 1) each: per-channel Hadamard weights
+    i = torch.sigmoid(gate(0) + w_ci * c)
+    f = torch.sigmoid(gate(1) + w_cf * c)
+    c_new = f * c + i * torch.tanh(gate(3))
+    o = torch.sigmoid(gate(2) + w_co * c_new)
+    return o * torch.tanh(c_new), c_new, o
+
+
+def test_lstm_peephole_follows_shi_2015():
+    torch.manual_seed(0)
+    cell = ConvLSTMCell(2, 2, 3, peephole=True)
+    with torch.no_grad():  # large peepholes, so that a formula using c instead of c' (or no peephole) differs
+        scale = torch.tensor([1.5, -2.0, 2.5]).view(3, 1, 1, 1)
+        cell.peephole_weight.copy_(scale * torch.linspace(0.5, 1.0, 3).view(1, 3, 1, 1))
+    x = torch.randn(4, 1, 2, 6, 7)
+    h, c = torch.zeros(1, 3, 6, 7), torch.randn(1, 3, 6, 7)
+    state = [h, c]
+    for t in range(4):  # a few steps from a non-zero cell state
+        h_ref, c_ref, _ = _peephole_reference(cell, x[t], h, c)
+        h_new, state = cell(x[t], state)
+        torch.testing.assert_close(h_new, h_ref, atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(state[1], c_ref, atol=1e-6, rtol=1e-5)
+        # the output gate peeks at the new cell state c', not the old one: the two differ here
+        w_co = cell.peephole_weight[2]
+        _, _, o_ref = _peephole_reference(cell, x[t], h, c)
+        o_old = o_ref.logit() - w_co * c_ref + w_co * c
+        assert (torch.sigmoid(o_old) * torch.tanh(c_ref) - h_ref).abs().max() > 1e-2
+        h, c = h_ref, c_ref
+    # the peephole path has no fused inference path; under no_grad it gives the same
+    with torch.no_grad():
+        torch.testing.assert_close(cell(x[0], [torch.zeros_like(c), c])[0],
+                                   _peephole_reference(cell, x[0], torch.zeros_like(c), c)[0], atol=1e-6, rtol=1e-5)

@@ -40,9 +40,11 @@ def test_csn_parameter_counts():
 
 
 def test_midplanes_formula():
-    # M = floor(t d^2 Nin Nout / (d^2 Nin + t Nout)): 64 -> 64 gives 144 (as in torchvision's R(2+1)D-18)
-    assert r2plus1d_midplanes(64, 64) == 144
-    assert r2plus1d_midplanes(3, 64, t=3, d=7) == (3 * 49 * 3 * 64) // (49 * 3 + 3 * 64)
+    # torchvision's R(2+1)D-18 mid-planes (its Conv2Plus1D layers' first conv widths, from its published weights):
+    # 64->64: 144, 64->128: 230, 128->128: 288, 128->256: 460, 256->256: 576, 256->512: 921, 512->512: 1152
+    pairs = [(64, 64, 144), (64, 128, 230), (128, 128, 288), (128, 256, 460), (256, 256, 576), (256, 512, 921),
+             (512, 512, 1152)]
+    assert [r2plus1d_midplanes(i, o) for i, o, _ in pairs] == [m for _, _, m in pairs]
     # a (2+1)D conv has about the parameters of the 3x3x3 conv it replaces
     conv = conv_builder("2plus1d", 128, 128, r2plus1d_midplanes(128, 128), 1)
     n = sum(p.numel() for m in conv.modules() if isinstance(m, torch.nn.Conv3d) for p in m.parameters())
