@@ -85,8 +85,29 @@ def _affine_registration(fixed, moving, spacing: float, seed: int):
     return reg.Execute(f, m)
 
 
-def register_atlas_mask(image, atlas_image, atlas_mask, spacing: float = 4.0, seed: int = 0):
-    """The atlas mask warped onto ``image`` (SimpleITK images) by an affine registration of ``atlas_image``.
+def _bspline_registration(fixed, moving, spacing: float, seed: int, grid_mm: float, iterations: int):
+    """A B-spline transform (control points every ``grid_mm``) mapping ``fixed`` points into ``moving``."""
+    import SimpleITK as sitk
+
+    f, m = _resample_isotropic(fixed, spacing), _resample_isotropic(moving, spacing)
+    mesh = [max(1, int(round(n * s / grid_mm))) for n, s in zip(f.GetSize(), f.GetSpacing())]
+    transform = sitk.BSplineTransformInitializer(f, mesh)
+    reg = sitk.ImageRegistrationMethod()
+    reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
+    reg.SetMetricSamplingStrategy(reg.RANDOM)
+    reg.SetMetricSamplingPercentage(0.25, seed)
+    reg.SetInterpolator(sitk.sitkLinear)
+    reg.SetOptimizerAsLBFGSB(gradientConvergenceTolerance=1e-5, numberOfIterations=iterations)
+    reg.SetShrinkFactorsPerLevel([2, 1])
+    reg.SetSmoothingSigmasPerLevel([1.0, 0.0])
+    reg.SetInitialTransform(transform, inPlace=True)
+    return reg.Execute(f, m)
+
+
+def register_atlas_mask(image, atlas_image, atlas_mask, spacing: float = 4.0, seed: int = 0,
+                        deformable_grid_mm: float | None = None, deformable_iterations: int = 30):
+    """The atlas mask warped onto ``image`` (SimpleITK images) by an affine registration of ``atlas_image``,
+    refined by a B-spline registration with control points every ``deformable_grid_mm`` when it is given.
 
     Returns:
         the warped mask as a float array in [0, 1] indexed (x, y, z) on ``image``'s grid.
@@ -95,6 +116,11 @@ def register_atlas_mask(image, atlas_image, atlas_mask, spacing: float = 4.0, se
 
     transform = _affine_registration(image, atlas_image, spacing, seed)
     warped = sitk.Resample(atlas_mask, image, transform, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+    if deformable_grid_mm:
+        atlas_on_image = sitk.Resample(atlas_image, image, transform, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+        bspline = _bspline_registration(image, atlas_on_image, spacing, seed, float(deformable_grid_mm),
+                                        int(deformable_iterations))
+        warped = sitk.Resample(warped, image, bspline, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
     return sitk.GetArrayFromImage(warped).transpose(2, 1, 0)
 
 
@@ -115,7 +141,10 @@ class AtlasMaskPrior(Transform):
         registration_spacing: the grid (mm) the registration runs on.
         skull_stripped_atlas: also register the atlas head masked to its brain, and keep the warped mask that
             agrees best with the network's (for inputs that are already brain-extracted).
-        seed: the registration's sampling seed (the result is deterministic for a given seed).
+        seed: the registration's sampling seed (SimpleITK's threads still make runs differ slightly: the Dice of
+            the warped mask varied by about 0.02 between runs on the synthetic heads of the tests).
+        deformable_grid_mm: refine the affine registration by a B-spline one with control points this far apart
+            (``None``: affine only).
 
     Example::
 
@@ -135,6 +164,7 @@ class AtlasMaskPrior(Transform):
         registration_spacing: float = 4.0,
         skull_stripped_atlas: bool = True,
         seed: int = 0,
+        deformable_grid_mm: float | None = None,
     ) -> None:
         if outside_mm < 0 or inside_mm < 0:
             raise ValueError(f"outside_mm and inside_mm must be >= 0, got {outside_mm} and {inside_mm}")
@@ -146,6 +176,9 @@ class AtlasMaskPrior(Transform):
         self.registration_spacing = float(registration_spacing)
         self.skull_stripped_atlas = skull_stripped_atlas
         self.seed = int(seed)
+        if deformable_grid_mm is not None and deformable_grid_mm <= 0:
+            raise ValueError(f"deformable_grid_mm must be > 0 (or None), got {deformable_grid_mm}")
+        self.deformable_grid_mm = deformable_grid_mm
         self._atlases: list | None = None
 
     def _load(self, x: Any, name: str):
@@ -181,7 +214,8 @@ class AtlasMaskPrior(Transform):
         fixed = to_sitk_image(data[0], affine)
         best, best_dice, best_name = None, -1.0, ""
         for name, head, mask in self.atlases():
-            warped = register_atlas_mask(fixed, head, mask, self.registration_spacing, self.seed) > 0.5
+            warped = register_atlas_mask(fixed, head, mask, self.registration_spacing, self.seed,
+                                         self.deformable_grid_mm) > 0.5
             dice = _dice(warped, reference) if reference is not None else 0.0
             logger.debug("atlas %s: Dice with the network's mask %.4f", name, dice)
             if best is None or dice > best_dice:

@@ -36,6 +36,7 @@ class AtlasMaskPriord(MapTransform):
         registration_spacing: float = 4.0,
         skull_stripped_atlas: bool = True,
         seed: int = 0,
+        deformable_grid_mm: float | None = None,
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
@@ -43,6 +44,7 @@ class AtlasMaskPriord(MapTransform):
         self.prior = AtlasMaskPrior(
             atlas_image, atlas_mask, outside_mm=outside_mm, inside_mm=inside_mm, label=label,
             registration_spacing=registration_spacing, skull_stripped_atlas=skull_stripped_atlas, seed=seed,
+            deformable_grid_mm=deformable_grid_mm,
         )
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
