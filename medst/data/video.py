@@ -105,6 +105,8 @@ _HEADER_DURATION_FORMATS = ("matroska", "webm", "flv", "avi", "asf", "mov", "mp4
 # a declared frame count (or duration) may exceed the decoded frames by this much without calling the file truncated
 _HINT_TOLERANCE_FRAMES = 3
 _HINT_TOLERANCE_FRACTION = 0.01
+# FFmpeg's AVFMT_NOTIMESTAMPS: the demuxer stores no timestamps (raw elementary streams)
+_AVFMT_NOTIMESTAMPS = 0x0080
 # how many frames the decoder may reorder (B-frames): packets demuxed beyond the target frame when seeking
 _REORDER_DEPTH = 16
 
@@ -422,7 +424,7 @@ def _pts_of_frame(container, stream, index: int) -> int | None:
 
 
 def _decode_frames(container, stream, fmt: str, fps: Fraction, start: int, stop: int | None, stride: int,
-                   target_pts: int | None) -> dict:
+                   target_pts: int | None, use_pts: bool = True) -> dict:
     """Decode from where ``container`` is. With ``target_pts`` the frame with that pts is frame ``start`` (after a
     seek to the key frame before it) and later frames are counted from it; else frames are counted from the first.
 
@@ -437,22 +439,25 @@ def _decode_frames(container, stream, fmt: str, fps: Fraction, start: int, stop:
                              "overshoot": False, "empty_packets": 0, "last_time": None}
     idx = start - 1 if target_pts is not None else -1
     found = target_pts is None
-    seen = False
+    key_seen = False
 
     def take(frame) -> None:
-        nonlocal idx, found, seen
+        nonlocal idx, found, key_seen
         if not found:
-            first, seen = not seen, True
+            key_seen = key_seen or bool(frame.key_frame)
             if frame.pts is None or frame.pts > target_pts:
                 # the first frame after the seek is already past the target, or the target never came out
                 state["overshoot"] = True
                 raise _Stop
             if frame.pts < target_pts:
                 return
+            if not key_seen:  # a seek that did not land on a key frame: frames before one may be damaged
+                state["overshoot"] = True
+                raise _Stop
             found = True
         idx += 1
         state["last"] = idx
-        t = float((frame.pts - t0) * tb) if frame.pts is not None and tb is not None else float(idx / fps)
+        t = float((frame.pts - t0) * tb) if use_pts and frame.pts is not None and tb is not None else float(idx / fps)
         state["last_time"] = t
         if stop is not None and idx >= stop:
             state["last"] = idx - 1
@@ -479,6 +484,8 @@ def _decode_frames(container, stream, fmt: str, fps: Fraction, start: int, stop:
         pass
     except av.error.FFmpegError as e:
         state["error"] = f"{type(e).__name__}: {e}"
+    if not found and not state["overshoot"]:  # the decoder never gave the target frame (no key frame after the seek)
+        state["overshoot"] = True
     return state
 
 
@@ -507,6 +514,8 @@ def _read_av(path: Path, channels: str, start: int, stop: int | None, stride: in
             ch = ("grey" if grey_fmt else "rgb") if channels == "auto" else channels
             fmt = (grey_fmt or "gray") if ch == "grey" else "rgb24"
             fmt_name = container.format.name
+            # raw elementary streams (.m1v, .h264): FFmpeg makes timestamps up; count frames instead
+            use_pts = not (container.format.flags & _AVFMT_NOTIMESTAMPS)
             header_seconds = None
             if stream.duration and tb:
                 header_seconds = float(stream.duration * tb)
@@ -514,7 +523,7 @@ def _read_av(path: Path, channels: str, start: int, stop: int | None, stride: in
                 header_seconds = container.duration / 1e6
             target = None
             if attempt == "seek":
-                if tb is None:
+                if tb is None or not use_pts:
                     continue
                 try:
                     target = _pts_of_frame(container, stream, start)
@@ -524,7 +533,7 @@ def _read_av(path: Path, channels: str, start: int, stop: int | None, stride: in
                 except av.error.FFmpegError:  # a container that cannot seek, or a broken index
                     logger.debug("%s: cannot seek to frame %d, decoding from the start", path, start)
                     continue
-            state = _decode_frames(container, stream, fmt, fps, start, stop, stride, target)
+            state = _decode_frames(container, stream, fmt, fps, start, stop, stride, target, use_pts)
             if state["overshoot"]:
                 logger.debug("%s: the seek went past frame %d, decoding from the start", path, start)
                 continue

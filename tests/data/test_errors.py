@@ -190,8 +190,9 @@ def test_truncated_nifti(sample, tmp_path):
 def test_not_a_nifti(tmp_path):
     p = tmp_path / "text.nii"
     p.write_text("this is not a NIfTI file " * 20)
-    with pytest.raises(CorruptFileError, match="text.nii"):
-        NiftiTimeReader().read(p)
+    reader = NiftiTimeReader()
+    with pytest.raises(CorruptFileError, match="text.nii"):  # raised by get_data, so that LoadImage cannot swallow it
+        reader.get_data(reader.read(p))
 
 
 def test_save_nifti_refuses_bad_dims_without_leaving_files(tmp_path):
