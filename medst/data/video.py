@@ -719,11 +719,12 @@ def read_video(
     if _is_dicom(p):
         arr, meta = _read_dicom(p, ch, start, stop, stride)
     else:
-        kind = _magic_kind(p)
+        kind = None if sfx in NON_VIDEO_SUFFIXES else _magic_kind(p)
         if kind is not None or sfx in NON_VIDEO_SUFFIXES:
+            what = f"{kind} content" if kind else f"a .{sfx} file"
             raise UnsupportedFormatError(
-                f"{p}: not a video ({kind + ' content' if kind else 'suffix .' + sfx}); medst's video reader reads "
-                "what FFmpeg's demuxers open and multi-frame DICOM cine; give this file to a reader for its format"
+                f"{p}: not a video ({what}); medst's video reader reads what FFmpeg's demuxers open and multi-frame "
+                "DICOM cine: give this file to a reader (or a bundle) for its format"
             )
         arr, meta = _read_av(p, ch, start, stop, stride, policy)
     if arr.ndim == 4 and arr.shape[-1] == 1:
