@@ -2,7 +2,7 @@
 
 The clip (1280x720, H.264 yuv420p, 25 fps, a moving textured pattern) is written here with PyAV, in a temporary
 folder. Each reader decodes the whole clip to RGB arrays; the median wall time of 3 runs (after one warm-up) is
-reported as frames per second:
+reported as frames per second (the variants run interleaved, round by round):
 
 - ``pyav``: ``av.open``, ``stream.thread_type = "AUTO"`` (the reader's setting), ``frame.to_ndarray("rgb24")``
   for every frame into a list: what a PyAV user writes to get the frames as arrays;
@@ -21,6 +21,7 @@ The goal (issue 14): ``LoadImage`` uint8 at >= 0.9 of the ``pyav`` rate.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
 import time
@@ -78,16 +79,34 @@ def main() -> None:
         print(f"clip: {args.frames} frames 1280x720 H.264, {clip.stat().st_size / 1e6:.1f} MB, "
               f"written in {time.perf_counter() - t:.1f} s")
         n = args.frames
-        rows = {}
-        rows["pyav"], _, out = time_runs(lambda: pyav_decode(clip), args.runs)
-        assert len(out) == n
-        del out
-        rows["pyav + stack"], _, out = time_runs(lambda: pyav_decode(clip, stack=True), args.runs)
-        del out
         load_u8 = LoadImage(dtype=None, ensure_channel_first=True)
-        rows["LoadImage uint8"], _, img = time_runs(lambda: load_u8(clip), args.runs)
-        assert img.dtype == torch.uint8 and tuple(img.shape) == (3, n, 720, 1280), (img.dtype, img.shape)
-        del img
+
+        def check_list(out):
+            assert len(out) == n
+
+        def check_u8(img):
+            assert img.dtype == torch.uint8 and tuple(img.shape) == (3, n, 720, 1280), (img.dtype, img.shape)
+
+        variants = {
+            "pyav": (lambda: pyav_decode(clip), check_list),
+            "pyav + stack": (lambda: pyav_decode(clip, stack=True), lambda a: a.shape[0] == n),
+            "LoadImage uint8": (lambda: load_u8(clip), check_u8),
+        }
+        # interleaved: run r of every variant before run r + 1 of any, so that a change of load on a shared
+        # machine hits all of them alike
+        times: dict[str, list[float]] = {name: [] for name in variants}
+        for r in range(args.runs + 1):  # the first round is a warm-up
+            for name, (fn, check) in variants.items():
+                t = time.perf_counter()
+                out = fn()
+                dt = time.perf_counter() - t
+                check(out)
+                del out
+                if r:
+                    times[name].append(dt)
+        rows = {name: statistics.median(ts) for name, ts in times.items()}
+        for name, ts in times.items():
+            print(f"{name}: runs {', '.join(f'{t:.3f}' for t in ts)} s")
         counts = {name: n for name in rows}
         if args.float32_frames:
             from medst.data import VideoReader

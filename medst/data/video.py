@@ -400,6 +400,37 @@ class _Stop(Exception):
     """Internal: the requested frames are all decoded."""
 
 
+class _FrameBuffer:
+    """Frames copied, as they decode, into one preallocated (T, H, W[, C]) array that grows by doubling.
+
+    Sized from the container's frame count when it has one (a hint: a wrong one costs a regrow, never a wrong
+    result). Copying each frame at once lets FFmpeg reuse the buffer it converted the frame into, instead of holding
+    every frame's buffer and stacking them at the end (a second whole-video copy, in fresh memory).
+    """
+
+    def __init__(self, hint: int | None) -> None:
+        self.hint = max(1, min(int(hint), 1 << 16)) if hint else 64
+        self.data: np.ndarray | None = None
+        self.n = 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def append(self, frame: np.ndarray) -> None:
+        if self.data is None:
+            self.data = np.empty((self.hint, *frame.shape), dtype=frame.dtype)
+        elif self.n == self.data.shape[0]:
+            grown = np.empty((2 * self.n, *self.data.shape[1:]), dtype=self.data.dtype)
+            grown[: self.n] = self.data
+            self.data = grown
+        self.data[self.n] = frame
+        self.n += 1
+
+    def result(self) -> np.ndarray:
+        assert self.data is not None
+        return self.data[: self.n] if self.n < self.data.shape[0] else self.data
+
+
 def _pts_of_frame(container, stream, index: int) -> int | None:
     """The presentation timestamp of frame ``index`` (0-based, in presentation order), from packets only.
 
@@ -424,7 +455,7 @@ def _pts_of_frame(container, stream, index: int) -> int | None:
 
 
 def _decode_frames(container, stream, fmt: str, fps: Fraction, start: int, stop: int | None, stride: int,
-                   target_pts: int | None, use_pts: bool = True) -> dict:
+                   target_pts: int | None, use_pts: bool = True, hint: int | None = None) -> dict:
     """Decode from where ``container`` is. With ``target_pts`` the frame with that pts is frame ``start`` (after a
     seek to the key frame before it) and later frames are counted from it; else frames are counted from the first.
 
@@ -435,7 +466,7 @@ def _decode_frames(container, stream, fmt: str, fps: Fraction, start: int, stop:
     av = _import_av()
     tb = stream.time_base
     t0 = stream.start_time or 0
-    state: dict[str, Any] = {"frames": [], "times": [], "last": -1, "error": None, "eof": False,
+    state: dict[str, Any] = {"frames": _FrameBuffer(hint), "times": [], "last": -1, "error": None, "eof": False,
                              "overshoot": False, "empty_packets": 0, "last_time": None}
     idx = start - 1 if target_pts is not None else -1
     found = target_pts is None
@@ -533,7 +564,9 @@ def _read_av(path: Path, channels: str, start: int, stop: int | None, stride: in
                 except av.error.FFmpegError:  # a container that cannot seek, or a broken index
                     logger.debug("%s: cannot seek to frame %d, decoding from the start", path, start)
                     continue
-            state = _decode_frames(container, stream, fmt, fps, start, stop, stride, target, use_pts)
+            total = declared if stop is None else (min(stop, declared) if declared else stop)
+            hint = -(-(total - start) // stride) if total and total > start else None
+            state = _decode_frames(container, stream, fmt, fps, start, stop, stride, target, use_pts, hint)
             if state["overshoot"]:
                 logger.debug("%s: the seek went past frame %d, decoding from the start", path, start)
                 continue
@@ -579,7 +612,7 @@ def _read_av(path: Path, channels: str, start: int, stop: int | None, stride: in
     if not frames:
         what = "has zero frames" if start == 0 else f"has no frames in the range start={start}, stop={stop}"
         raise MedstDataError(f"{path}: the video {what}")
-    arr = np.stack(frames, 0)
+    arr = frames.result()
     del frames
     if channels == "auto" and arr.ndim == 4 and grey_fmt is None and codec == "gif":
         # the GIF decoder always outputs colour (bgra); a grey GIF (as medst writes label maps) stays grey
@@ -777,6 +810,10 @@ class VideoReader(ImageReader):
         on_error: ``"raise"`` (default) or ``"keep"``: what to do with a stream that breaks part-way
             (see :func:`read_video`).
         strict: older spelling: ``strict=False`` is ``on_error="keep"``.
+        frame_times: put ``frame_times`` (seconds, one per frame) in the metadata: ``"auto"`` (default) when the
+            frame rate is variable (at a constant rate they follow from the affine: ``start_time + i / fps``, and a
+            per-frame array would stop MONAI's collate from batching clips of different lengths), True: always,
+            False: never. ``variable_frame_rate`` is always there.
         dtype: data type of the array (default None: the decoded uint8, uint16 for 16-bit grey). Note that
             ``LoadImage``'s own ``dtype`` (float32 unless given) converts after the reader: pass
             ``LoadImage(dtype=None)`` (``"dtype": null`` in a config) to keep uint8 until the network.
@@ -797,10 +834,14 @@ class VideoReader(ImageReader):
         dicom: bool | str = "cine",
         on_error: str | None = None,
         strict: bool | None = None,
+        frame_times: bool | str = "auto",
         dtype: Any = None,
         **kwargs,
     ) -> None:
         super().__init__()
+        if frame_times not in (True, False, "auto"):
+            raise ValueError(f"frame_times must be True, False or 'auto', got {frame_times!r}")
+        self.frame_times = frame_times
         self.channels = _channels_arg(channels, grey)
         _frame_range(int(start), stop, num_frames, int(stride), None)  # validate early
         self.start, self.stop, self.num_frames, self.stride = int(start), stop, num_frames, int(stride)
@@ -859,6 +900,8 @@ class VideoReader(ImageReader):
         else:  # several files: stack as channels
             data = np.concatenate([a if a.ndim == 4 else a[..., None] for a in arrays], axis=-1)
         meta = dict(metas[0])
+        if self.frame_times is False or (self.frame_times == "auto" and not meta.get("variable_frame_rate")):
+            meta.pop("frame_times", None)
         ts = float(meta["time_spacing"])
         affine = np.diag([ts, 1.0, 1.0, 1.0])
         affine[0, 3] = float(meta.get("start_time", 0.0))  # t = 0 at the first frame of the file
