@@ -229,6 +229,7 @@ def test_metadata_collates(tmp_path):
 # ------------------------------------------------------------------ honest frame counts, variable frame rate
 
 import logging  # noqa: E402
+import re  # noqa: E402
 import struct  # noqa: E402
 
 from medst.data import CorruptFileError, MedstDataError, UnsupportedFormatError  # noqa: E402
@@ -389,3 +390,51 @@ def test_named_reader_refuses_a_nifti_instead_of_reading_x_as_time(sample):
     path = sample("head_t1")
     with pytest.raises(UnsupportedFormatError, match=re.escape(f"{path}: not a video (a .nii.gz file)")):
         LoadImaged("image", reader="medst.data.VideoReader")({"image": path})
+
+
+def _bundle_preprocessing():
+    """The video bundle's own preprocessing, as ``monai.bundle`` builds it from its inference config."""
+    from pathlib import Path
+
+    from monai.bundle import ConfigParser
+
+    root = Path(__file__).resolve().parents[2] / "bundles" / "moving_digits_convlstm_segmentation"
+    parser = ConfigParser()
+    parser.read_config(root / "configs" / "inference.json")
+    parser["bundle_root"] = str(root)
+    return parser.get_parsed_content("preprocessing")
+
+
+def test_bundle_config_reports_the_readers_error(tmp_path, sample):
+    """The bundle names medst.data.VideoReader: MONAI must not swallow its error behind 'cannot find a reader'."""
+    pre = _bundle_preprocessing()
+    full = write_video(CLIP, tmp_path / "full.mkv", fps=25)
+    out = pre({"image": str(full)})
+    assert tuple(out["image"].shape) == (1, 30, 32, 32)
+    cut = _cut(full, 0.6, "cut.mkv")
+    # MONAI's Compose wraps a transform's error in "applying transform ...", with the reader's error as its cause
+    err = _root_cause(pytest.raises(RuntimeError, pre, {"image": str(cut)}).value)
+    assert isinstance(err, CorruptFileError) and re.search(r"cut\.mkv: decoding stopped at frame \d+", str(err))
+    err = _root_cause(pytest.raises(RuntimeError, pre, {"image": str(sample("head_t1"))}).value)
+    assert isinstance(err, UnsupportedFormatError) and ".nii.gz: not a video" in str(err)  # not read with X as time
+
+
+def _root_cause(e: BaseException) -> BaseException:
+    chain = [e]
+    while chain[-1].__cause__ is not None:
+        chain.append(chain[-1].__cause__)
+    assert not any("cannot find a suitable reader" in str(x) for x in chain)
+    return chain[-1]
+
+
+def test_dicom_cine_without_suffix(sample, tmp_path):
+    from pydicom.data import get_testdata_file
+
+    cine = tmp_path / "IM0001"  # DICOM files often have no suffix: found by the DICM preamble
+    cine.write_bytes(sample("ultrasound_cine").read_bytes())
+    img = LoadImage(ensure_channel_first=True, dtype=None)(cine)
+    assert tuple(img.shape) == (3, 30, 240, 320) and img.meta["codec"] == "dicom"
+    single = tmp_path / "IM0002"
+    single.write_bytes(open(get_testdata_file("CT_small.dcm"), "rb").read())
+    assert not VideoReader().verify_suffix(single)  # one CT slice: MONAI's DICOM readers
+    assert "fps" not in LoadImage(image_only=True)(single).meta
