@@ -47,8 +47,8 @@ from monai.data.image_writer import init as _init_monai_writers
 from monai.utils import MetaKeys, SpaceKeys
 
 from .utils import (
-    DeferredReadError,
     CorruptFileError,
+    DeferredReadError,
     MedstDataError,
     UnsupportedFormatError,
     atomic_write_path,
@@ -820,7 +820,8 @@ class VideoReader(ImageReader):
 
     Example::
 
-        img = LoadImage(ensure_channel_first=True, dtype=None)(sample_file("video_carphone"))  # uint8 (3, 120, 144, 176)
+        # a uint8 MetaTensor (3, 120, 144, 176)
+        img = LoadImage(ensure_channel_first=True, dtype=None)(sample_file("video_carphone"))
     """
 
     def __init__(
