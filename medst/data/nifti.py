@@ -9,14 +9,19 @@ Two problems of the stock MONAI 1.6 path for a 4D NIfTI, measured on nibabel's `
 
 :class:`NiftiTimeReader` restores the time zooms after MONAI's correction and adds ``time_spacing`` (seconds)
 and ``time_units`` to the metadata; :class:`NiftiTimeWriter` writes pixdim[4] and ``xyzt_units`` back and writes
-atomically. Importing :mod:`medst.data` registers both for ``.nii`` / ``.nii.gz``; 3D files behave exactly as with
-MONAI's own reader and writer.
+atomically. Importing :mod:`medst` registers both for ``.nii`` / ``.nii.gz`` (unless ``MEDST_REGISTER_IO=0``;
+:func:`medst.data.unregister_io` undoes it), in front of MONAI's own reader and writers, which stay registered
+behind them (the ITK fallback included); 3D files behave exactly as with MONAI's own reader and writer. A
+``.nii.gz`` is read through to its end first and its gzip CRC checked, so that a corrupt stream is an error, not
+garbage.
 """
 
 from __future__ import annotations
 
+import gzip
 import logging
 import os
+import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -28,9 +33,12 @@ from monai.data.image_writer import ImageWriter
 from monai.data.utils import correct_nifti_header_if_necessary, to_affine_nd
 from monai.utils import convert_data_type
 
-from .utils import CorruptFileError, atomic_write_path, check_readable_file
+from .utils import CorruptFileError, DeferredReadError, atomic_write_path, check_not_input, check_readable_file
 
-__all__ = ["NiftiTimeReader", "NiftiTimeWriter", "TIME_UNIT_SECONDS", "time_spacing_seconds", "save_nifti"]
+__all__ = [
+    "NiftiTimeReader", "NiftiTimeWriter", "TIME_UNIT_SECONDS", "time_spacing_seconds", "save_nifti",
+    "register_nifti_io", "unregister_nifti_io",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -43,12 +51,31 @@ def time_spacing_seconds(pixdim4: float, t_unit: str | None) -> float:
     return float(pixdim4) * TIME_UNIT_SECONDS.get(str(t_unit), 1.0)
 
 
+def _load_nifti(name: str | os.PathLike, **kwargs) -> nib.Nifti1Image:
+    """``nib.load``, after reading a gzip-compressed file through to its end, so that its CRC and length are checked.
+
+    nibabel reads only the bytes the image needs, which never reaches the gzip check: a corrupt deflate stream
+    would be read as half garbage. The check streams the file (16 MB at a time, no extra memory) and costs one more
+    decompression.
+    """
+    with open(name, "rb") as f:
+        gz = f.read(2) == b"\x1f\x8b"
+    if gz:
+        with gzip.open(name, "rb") as g:  # raises BadGzipFile (OSError), EOFError or zlib.error when corrupt
+            while g.read(1 << 24):
+                pass
+    return nib.load(name, **kwargs)
+
+
 class NiftiTimeReader(NibabelReader):
     """MONAI's ``NibabelReader`` that keeps pixdim[4:] of 4D+ files and reports the time spacing.
 
     The metadata of a 4D file gains ``time_spacing`` (seconds per frame), ``time_units`` (the header's unit
     name) and ``num_frames``; ``pixdim`` keeps the header's pixdim[4]. Everything else is MONAI's.
-    Files that MONAI cannot parse raise :class:`~medst.data.CorruptFileError` naming the file.
+    Files that MONAI cannot parse raise :class:`~medst.data.CorruptFileError` naming the file, from ``get_data``
+    (``read`` returns the error, so that ``LoadImage`` does not swallow it and try its other readers); a
+    ``.nii.gz`` whose gzip stream is corrupt (CRC, length) is such an error; an unreadable file raises
+    ``PermissionError``.
     """
 
     def read(self, data: Sequence[os.PathLike] | os.PathLike, **kwargs):
@@ -57,18 +84,30 @@ class NiftiTimeReader(NibabelReader):
         kwargs_ = {**self.kwargs, **kwargs}
         out = []
         for name in filenames:
-            check_readable_file(name)
             try:
-                img = nib.load(name, **kwargs_)
+                check_readable_file(name)
+            except (OSError, ValueError) as e:  # missing, permission denied, empty
+                return DeferredReadError(e)
+            try:
+                img = _load_nifti(name, **kwargs_)
                 raw = tuple(float(z) for z in img.header.get_zooms())
                 img = correct_nifti_header_if_necessary(img)
                 if len(raw) > 3:
                     zooms = list(img.header.get_zooms())
                     img.header.set_zooms(tuple(zooms[:3]) + raw[3:])
-            except (OSError, ValueError, EOFError, ImageFileError) as e:
-                raise CorruptFileError(f"{name}: cannot read as NIfTI ({e})") from e
+            except PermissionError as e:
+                return DeferredReadError(PermissionError(f"{name}: permission denied ({e})"))
+            except (OSError, ValueError, EOFError, ImageFileError, zlib.error) as e:
+                err = CorruptFileError(f"{name}: cannot read as NIfTI ({e})")
+                err.__cause__ = e
+                return DeferredReadError(err)
             out.append(img)
         return out if len(filenames) > 1 else out[0]
+
+    def get_data(self, img):
+        if isinstance(img, DeferredReadError):
+            raise img.error
+        return super().get_data(img)
 
     def _get_meta_dict(self, img) -> dict:
         meta = super()._get_meta_dict(img)
@@ -83,7 +122,9 @@ class NiftiTimeReader(NibabelReader):
     def _get_array_data(self, img, filename):
         try:
             return super()._get_array_data(img, filename)
-        except (OSError, ValueError, EOFError) as e:  # a truncated .nii.gz fails here, not at load
+        except PermissionError as e:
+            raise PermissionError(f"{filename}: permission denied ({e})") from e
+        except (OSError, ValueError, EOFError, zlib.error) as e:  # a truncated .nii.gz fails here, not at load
             raise CorruptFileError(f"{filename}: the NIfTI data cannot be read, the file may be truncated ({e})") from e
 
 
@@ -186,24 +227,75 @@ def save_nifti(
     return path
 
 
-_REGISTERED = False
+def _guarded(writer_cls: type) -> type:
+    """MONAI's ``writer_cls`` that refuses to overwrite the input file (``filename_or_obj``), as medst's writers do.
+
+    SaveImage falls back to the next writer of the chain when one raises; without this guard, MONAI's
+    ``NibabelWriter`` behind :class:`NiftiTimeWriter` would overwrite an input that the latter refused to replace.
+    """
+
+    class Guarded(writer_cls):  # type: ignore[misc, valid-type]
+        def set_metadata(self, meta_dict: Mapping | None = None, **options):
+            self._medst_src = (meta_dict or {}).get("filename_or_obj")
+            return super().set_metadata(meta_dict, **options)
+
+        def write(self, filename, verbose: bool = False, **kwargs):
+            src = getattr(self, "_medst_src", None)
+            check_not_input(filename, [src] if isinstance(src, (str, os.PathLike)) else None)
+            return super().write(filename, verbose=verbose, **kwargs)
+
+    Guarded.__name__ = Guarded.__qualname__ = writer_cls.__name__
+    Guarded.__module__ = writer_cls.__module__
+    Guarded.__doc__ = f"MONAI's {writer_cls.__name__}, refusing to overwrite the input file (medst)."
+    Guarded._medst_guarded = writer_cls
+    return Guarded
+
+
+_REGISTERED: dict[str, Any] = {}
+_NIFTI_EXTS = ("nii", "nii.gz")
 
 
 def register_nifti_io() -> None:
-    """Register :class:`NiftiTimeReader` (tried before MONAI's ``NibabelReader`` by ``LoadImage()``) and
-    :class:`NiftiTimeWriter` (``SaveImage``'s writer for .nii / .nii.gz); called by ``import medst.data``."""
-    global _REGISTERED
+    """Register :class:`NiftiTimeReader` (tried before MONAI's ``NibabelReader`` by ``LoadImage()``) and put
+    :class:`NiftiTimeWriter` in front of MONAI's writer chain for .nii / .nii.gz; called by ``import medst``
+    (unless ``MEDST_REGISTER_IO=0``), undone by :func:`unregister_nifti_io`.
+
+    MONAI's own writers stay behind it (``NibabelWriter``, then the ITK fallback), each refusing, like medst's
+    writer, to overwrite the input file; MONAI's readers stay registered (``LoadImage(reader="NibabelReader")``
+    is MONAI's reader, unchanged).
+    """
     if _REGISTERED:
         return
     from monai.data.image_writer import SUPPORTED_WRITERS
     from monai.data.image_writer import init as init_writers
     from monai.transforms.io import array as io_array
 
-    io_array.SUPPORTED_READERS["niftitimereader"] = NiftiTimeReader
     if not SUPPORTED_WRITERS:
         init_writers()
-    for ext in ("nii", "nii.gz"):
-        # the only writer: SaveImage falls back to the next writer when one raises, so keeping MONAI's
-        # NibabelWriter behind this one would let it overwrite an input file this writer refused to replace
-        SUPPORTED_WRITERS[ext] = (NiftiTimeWriter,)
-    _REGISTERED = True
+    _REGISTERED["readers"] = {"niftitimereader": io_array.SUPPORTED_READERS.get("niftitimereader")}
+    _REGISTERED["writers"] = {ext: SUPPORTED_WRITERS.get(ext) for ext in _NIFTI_EXTS}
+    io_array.SUPPORTED_READERS["niftitimereader"] = NiftiTimeReader
+    for ext in _NIFTI_EXTS:
+        chain = tuple(getattr(w, "_medst_guarded", w) for w in SUPPORTED_WRITERS.get(ext, ()))
+        chain = tuple(w for w in chain if w is not NiftiTimeWriter)
+        SUPPORTED_WRITERS[ext] = (NiftiTimeWriter,) + tuple(_guarded(w) for w in chain)
+
+
+def unregister_nifti_io() -> None:
+    """Undo :func:`register_nifti_io`: MONAI's NIfTI reader and writer chain as they were before it."""
+    if not _REGISTERED:
+        return
+    from monai.data.image_writer import SUPPORTED_WRITERS
+    from monai.transforms.io import array as io_array
+
+    for key, value in _REGISTERED["readers"].items():
+        if value is None:
+            io_array.SUPPORTED_READERS.pop(key, None)
+        else:
+            io_array.SUPPORTED_READERS[key] = value
+    for ext, value in _REGISTERED["writers"].items():
+        if value is None:
+            SUPPORTED_WRITERS.pop(ext, None)
+        else:
+            SUPPORTED_WRITERS[ext] = value
+    _REGISTERED.clear()

@@ -22,6 +22,7 @@ __all__ = [
     "atomic_write_path",
     "check_not_input",
     "check_readable_file",
+    "DeferredReadError",
 ]
 
 logger = logging.getLogger(__name__)
@@ -39,11 +40,28 @@ class UnsupportedFormatError(MedstDataError):
     """A suffix, codec or pixel layout that the reader or writer does not handle."""
 
 
+class DeferredReadError:
+    """What a medst reader's ``read`` returns for a file it could not read; its ``get_data`` raises ``error``.
+
+    MONAI's ``LoadImage`` with a named reader catches every error of ``read`` and tries its other readers, then
+    reports "cannot find a suitable reader" (or lets another reader read the file: a NIfTI given to a video
+    bundle is read by NibabelReader with X as time). ``get_data`` is called outside that ``try``, so the user sees
+    the reader's own error and the file.
+    """
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def __repr__(self) -> str:
+        return f"DeferredReadError({self.error!r})"
+
+
 def check_readable_file(path: str | os.PathLike) -> Path:
     """Return ``path`` as a :class:`~pathlib.Path` after checking that it is an existing, non-empty file.
 
     Raises:
         FileNotFoundError: the file does not exist (the message names it).
+        PermissionError: the file cannot be read (permission denied), not reported as corrupt.
         CorruptFileError: the path is a folder or the file is empty.
     """
     p = Path(path).expanduser()
@@ -51,6 +69,8 @@ def check_readable_file(path: str | os.PathLike) -> Path:
         raise FileNotFoundError(f"{p}: no such file")
     if not p.is_file():
         raise CorruptFileError(f"{p}: not a regular file")
+    if not os.access(p, os.R_OK):
+        raise PermissionError(f"{p}: permission denied (cannot read the file)")
     if p.stat().st_size == 0:
         raise CorruptFileError(f"{p}: the file is empty (0 bytes)")
     return p

@@ -3,7 +3,16 @@
 A video loads as a channel-last array ``(T, H, W, C)`` (or ``(T, H, W)`` in grey) whose metadata says so
 (``original_channel_dim``), so that MONAI's ``EnsureChannelFirst`` turns it into medst's video layout
 ``(C, T, H, W)``. Time is the first spatial axis: the affine is ``diag(time_spacing, 1, 1, 1)`` and the metadata
-carries ``fps`` (frames per second of the array), ``time_spacing`` (seconds per frame) and ``num_frames``.
+carries ``fps`` (frames per second of the array), ``time_spacing`` (seconds per frame), ``num_frames`` and
+``frame_times`` (the presentation time of every returned frame, in seconds: the truth for variable frame rate).
+
+Reading goes by content: any file that one of FFmpeg's demuxers opens with a video stream is a video (mp4 m4v mov
+mkv webm avi gif mpg mpeg m1v m2v vob wmv asf flv f4v 3gp 3g2 ogv ogg rm swf ts mts m2ts and files without a
+suffix); NIfTI, DICOM series and single frames, still images, NRRD/MHA, numpy files keep MONAI's readers (their
+suffixes and magic bytes are checked first, and the probe never decodes). The frames that decode are the truth: a
+container's declared frame count is only a hint. A stream that breaks part-way raises
+:class:`~medst.data.CorruptFileError` naming the frame where decoding stopped, unless ``on_error="keep"``, which
+returns the frames that decoded, logs a warning and sets ``decode_incomplete`` in the metadata.
 
 Writing (PyAV 18's bundled FFmpeg):
 
@@ -23,6 +32,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -37,6 +48,7 @@ from monai.utils import MetaKeys, SpaceKeys
 
 from .utils import (
     CorruptFileError,
+    DeferredReadError,
     MedstDataError,
     UnsupportedFormatError,
     atomic_write_path,
@@ -45,7 +57,10 @@ from .utils import (
 
 __all__ = [
     "VIDEO_SUFFIXES",
+    "WRITE_SUFFIXES",
     "LOSSLESS_SUFFIXES",
+    "NON_VIDEO_SUFFIXES",
+    "ON_ERROR",
     "VideoReader",
     "VideoWriter",
     "read_video",
@@ -53,22 +68,52 @@ __all__ = [
     "video_info",
     "count_frames",
     "is_dicom_cine",
+    "is_video_file",
     "register_video_io",
+    "unregister_video_io",
 ]
 
 logger = logging.getLogger(__name__)
 
-#: suffixes read and written through PyAV
-VIDEO_SUFFIXES: tuple[str, ...] = ("mp4", "avi", "mov", "mkv", "webm", "gif", "m4v")
+#: suffixes claimed as video without probing (any other file is probed by content); read through PyAV
+VIDEO_SUFFIXES: tuple[str, ...] = (
+    "mp4", "m4v", "mov", "mkv", "webm", "avi", "gif", "mpg", "mpeg", "m1v", "m2v", "vob", "wmv", "asf", "flv",
+    "f4v", "3gp", "3g2", "ogv", "ogg", "rm", "rmvb", "swf", "ts", "mts", "m2ts", "mxf", "dv", "y4m", "mjpeg",
+)
+#: suffixes that :class:`VideoWriter` writes (``SaveImage(output_ext=...)``)
+WRITE_SUFFIXES: tuple[str, ...] = ("mp4", "avi", "mov", "mkv", "webm", "gif", "m4v")
 #: suffixes whose default codec is lossless (FFV1); ``gif`` is lossless for grey 8-bit frames only
 LOSSLESS_SUFFIXES: tuple[str, ...] = ("mkv", "avi")
+#: suffixes of what MONAI's other readers read (and text): never claimed by the video reader, never probed
+NON_VIDEO_SUFFIXES: tuple[str, ...] = (
+    "nii", "nii.gz", "gz", "hdr", "img", "mgh", "mgz", "nia", "par", "rec", "nrrd", "nhdr", "mha", "mhd", "raw",
+    "vtk", "vti", "gipl", "lsm", "png", "jpg", "jpeg", "jp2", "bmp", "tif", "tiff", "webp", "pgm", "ppm", "pnm",
+    "npy", "npz", "h5", "hdf5", "zarr", "pt", "pth", "pkl", "json", "yaml", "yml", "txt", "csv", "xml", "md",
+    "zip", "tar", "py",
+)
+#: audio suffixes: an audio-only file is claimed so that the error says so (no MONAI reader reads audio)
+_AUDIO_SUFFIXES = ("wav", "mp3", "flac", "aac", "m4a", "oga", "opus", "wma", "mka", "aiff", "aif")
 _DICOM_SUFFIXES = ("dcm", "dicom")
+#: what ``on_error`` accepts: ``"raise"`` (default) or ``"keep"`` (return the frames that decoded, with a warning)
+ON_ERROR: tuple[str, ...] = ("raise", "keep")
 # (0018,1063) FrameTime and (0018,1065) FrameTimeVector: the Frame Increment Pointer of a cine
 _CINE_POINTERS = (0x00181063, 0x00181065)
+# FFmpeg demuxers that read still images (or text): never taken as a video
+_STILL_FORMATS = ("image2", "tty", "lavfi")
+# containers whose header stores the video's duration (used to detect a file cut at a packet boundary)
+_HEADER_DURATION_FORMATS = ("matroska", "webm", "flv", "avi", "asf", "mov", "mp4", "rm", "swf")
+# a declared frame count (or duration) may exceed the decoded frames by this much without calling the file truncated
+_HINT_TOLERANCE_FRAMES = 3
+_HINT_TOLERANCE_FRACTION = 0.01
+# FFmpeg's AVFMT_NOTIMESTAMPS: the demuxer stores no timestamps (raw elementary streams)
+_AVFMT_NOTIMESTAMPS = 0x0080
+# how many frames the decoder may reorder (B-frames): packets demuxed beyond the target frame when seeking
+_REORDER_DEPTH = 16
 
 
 def _suffix(path: str | os.PathLike) -> str:
-    return Path(str(path)).suffix.lower().lstrip(".")
+    name = Path(str(path)).name.lower()
+    return "nii.gz" if name.endswith(".nii.gz") else Path(name).suffix.lstrip(".")
 
 
 def _channels_arg(channels: str | None, grey: bool | None) -> str:
@@ -79,6 +124,130 @@ def _channels_arg(channels: str | None, grey: bool | None) -> str:
     if c not in ("rgb", "grey", "auto"):
         raise ValueError(f"channels must be 'rgb', 'grey' or 'auto', got {channels!r}")
     return c
+
+
+def _on_error_arg(on_error: str | None, strict: bool | None) -> str:
+    if on_error is None:
+        return "keep" if strict is False else "raise"
+    value = str(on_error).lower()
+    if value not in ON_ERROR:
+        raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+    return value
+
+
+# ------------------------------------------------------------------------------------------ what is a video
+
+_MAGIC_NON_VIDEO: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"\x1f\x8b", "gzip (e.g. .nii.gz)"),
+    (344, b"n+1\x00", "NIfTI-1"),
+    (344, b"ni1\x00", "NIfTI-1 header"),
+    (4, b"n+2\x00", "NIfTI-2"),
+    (0, b"\x89PNG\r\n\x1a\n", "PNG"),
+    (0, b"\xff\xd8\xff", "JPEG"),
+    (0, b"II*\x00", "TIFF"),
+    (0, b"MM\x00*", "TIFF"),
+    (0, b"BM", "BMP"),
+    (0, b"NRRD", "NRRD"),
+    (0, b"ObjectType", "MetaImage"),
+    (0, b"NDims", "MetaImage"),
+    (0, b"\x93NUMPY", "numpy"),
+    (0, b"PK\x03\x04", "zip (e.g. .npz)"),
+    (0, b"\x89HDF", "HDF5"),
+    (0, b"\x00\x00\x00\x0cjP  ", "JPEG 2000"),
+)
+
+
+def _read_head(path: Path, size: int = 352) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(size)
+
+
+def _magic_kind(path: Path) -> str | None:
+    """``"dicom"``, the name of a known non-video format, or None, from the first bytes of ``path``."""
+    try:
+        head = _read_head(path)
+    except OSError:
+        return None
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        return "dicom"
+    for offset, magic, name in _MAGIC_NON_VIDEO:
+        if head[offset : offset + len(magic)] == magic:
+            if magic == b"BM" and (len(head) < 6 or int.from_bytes(head[2:6], "little") != path.stat().st_size):
+                continue  # "BM" starts many files: a BMP also stores its size there
+            return name
+    return None
+
+
+_PROBE_CACHE: OrderedDict[tuple[str, int, int], dict | None] = OrderedDict()
+_PROBE_LOCK = threading.Lock()
+_PROBE_CACHE_SIZE = 4096
+
+
+def _probe(path: Path) -> dict | None:
+    """What FFmpeg's demuxers find in ``path`` (format, video and audio stream counts), or None when none opens it.
+
+    Opens the container and reads its stream headers; decodes nothing itself. Cached per (path, mtime, size).
+    """
+    try:
+        st = path.stat()
+        key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    except OSError:
+        return None
+    with _PROBE_LOCK:
+        if key in _PROBE_CACHE:
+            _PROBE_CACHE.move_to_end(key)
+            return _PROBE_CACHE[key]
+    result = None
+    try:
+        av = _import_av()
+        with av.open(str(path)) as c:
+            fmt = c.format.name
+            if not (fmt in _STILL_FORMATS or fmt.endswith("_pipe")):
+                result = {
+                    "format": fmt,
+                    "video": sum(1 for s in c.streams.video if s.codec_context is not None),
+                    "audio": len(c.streams.audio),
+                }
+    except Exception:  # noqa: BLE001 - FFmpegError, OSError, UnsupportedFormatError: not a video
+        result = None
+    with _PROBE_LOCK:
+        _PROBE_CACHE[key] = result
+        while len(_PROBE_CACHE) > _PROBE_CACHE_SIZE:
+            _PROBE_CACHE.popitem(last=False)
+    return result
+
+
+def is_video_file(path: str | os.PathLike, dicom: bool | str = "cine") -> bool:
+    """Whether the video reader claims ``path``, by content (cheap: suffix, magic bytes, then a cached probe).
+
+    - a folder (a DICOM series), a missing file, NIfTI/PNG/JPEG/TIFF/NRRD/MetaImage/numpy by suffix or magic
+      bytes: False;
+    - a DICOM file (by suffix or the ``DICM`` preamble): True when it is a multi-frame cine (``dicom="cine"``),
+      always (``dicom=True``) or never (``dicom=False``);
+    - a video suffix (:data:`VIDEO_SUFFIXES`): True, without opening the file (a broken one then raises a clear
+      error in the reader instead of falling through to other readers);
+    - anything else: True when one of FFmpeg's demuxers (not a still-image one) opens it with a video stream, or
+      it has an audio suffix (an audio-only file is then refused with a clear error).
+    """
+    p = Path(str(path)).expanduser()
+    if not p.is_file():
+        return False
+    sfx = _suffix(p)
+    if sfx in _DICOM_SUFFIXES:
+        return bool(dicom) and (dicom is True or dicom != "cine" or is_dicom_cine(p))
+    if sfx in NON_VIDEO_SUFFIXES:
+        return False
+    kind = _magic_kind(p)
+    if kind == "dicom":
+        return bool(dicom) and (dicom is True or dicom != "cine" or is_dicom_cine(p))
+    if kind is not None:
+        return False
+    if sfx in VIDEO_SUFFIXES:
+        return True
+    info = _probe(p)
+    if info is None:
+        return False
+    return info["video"] > 0 or (sfx in _AUDIO_SUFFIXES and info["audio"] > 0)
 
 
 def is_dicom_cine(path: str | os.PathLike) -> bool:
@@ -103,6 +272,10 @@ def is_dicom_cine(path: str | os.PathLike) -> bool:
     return n > 1 and any(p in _CINE_POINTERS for p in ptrs)
 
 
+def _is_dicom(path: Path) -> bool:
+    return _suffix(path) in _DICOM_SUFFIXES or _magic_kind(path) == "dicom"
+
+
 def _frame_range(start: int, stop: int | None, num_frames: int | None, stride: int, total: int | None
                  ) -> tuple[int, int | None]:
     if start < 0 or stride < 1:
@@ -123,16 +296,17 @@ def video_info(path: str | os.PathLike) -> dict[str, Any]:
 
     Returns:
         dict with ``fps`` (float), ``fps_fraction`` (:class:`fractions.Fraction` or None), ``num_frames``
-        (int, or None when the container does not say), ``height``, ``width``, ``codec``, ``pix_fmt``.
+        (int, or None when the container does not say; a hint, see :func:`count_frames`), ``height``, ``width``,
+        ``codec``, ``pix_fmt``, ``format`` (FFmpeg's demuxer).
     """
     p = check_readable_file(path)
-    if _suffix(p) in _DICOM_SUFFIXES:
+    if _is_dicom(p):
         ds = _dcmread(p, header_only=True)
         fps = _dicom_fps(ds)
         return {
             "fps": fps, "fps_fraction": None, "num_frames": int(ds.get("NumberOfFrames", 1) or 1),
             "height": int(ds.Rows), "width": int(ds.Columns), "codec": "dicom",
-            "pix_fmt": str(ds.get("PhotometricInterpretation", "")),
+            "pix_fmt": str(ds.get("PhotometricInterpretation", "")), "format": "dicom",
         }
     av = _import_av()
     with _open_container(p) as container:
@@ -146,25 +320,33 @@ def video_info(path: str | os.PathLike) -> dict[str, Any]:
             "width": int(stream.codec_context.width),
             "codec": stream.codec_context.name,
             "pix_fmt": stream.codec_context.pix_fmt,
+            "format": container.format.name,
             "duration": float(stream.duration * stream.time_base) if stream.duration and stream.time_base
             else (container.duration / 1e6 if container.duration else None),
             "av_version": av.__version__,
         }
 
 
-def count_frames(path: str | os.PathLike) -> int:
+def count_frames(path: str | os.PathLike, exact: bool = False) -> int:
     """The number of frames of a video or DICOM cine without decoding any.
 
-    Uses the container's frame count when it stores one (mp4, avi, DICOM), else counts the video packets (mkv,
-    webm, gif: one packet per frame), which reads the file but decodes nothing.
+    Uses the container's frame count when it stores one (mp4, avi, DICOM) and ``exact`` is False, else counts the
+    non-empty video packets (one per frame), which reads the file but decodes nothing. A declared count is a hint
+    (an .avi may declare dropped frames); ``exact=True`` counts packets even then.
     """
-    info = video_info(path)
-    if info["num_frames"]:
-        return int(info["num_frames"])
-    p = Path(path)
+    p = check_readable_file(path)
+    if _is_dicom(p):
+        return int(video_info(p)["num_frames"])
+    if not exact:
+        info = video_info(p)
+        if info["num_frames"]:
+            return int(info["num_frames"])
     with _open_container(p) as container:
         stream = _video_stream(container, p)
-        return sum(1 for packet in container.demux(stream) if packet.size)
+        try:
+            return sum(1 for packet in container.demux(stream) if packet.size)
+        except _import_av().error.FFmpegError as e:
+            raise CorruptFileError(f"{p}: cannot read the video packets ({e})") from e
 
 
 def _import_av():
@@ -181,13 +363,24 @@ def _open_container(path: Path, mode: str = "r", **kwargs):
         return av.open(str(path), mode=mode, **kwargs)
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: no such file") from None
+    except PermissionError as e:
+        raise PermissionError(f"{path}: permission denied") from e
     except av.error.FFmpegError as e:
+        if isinstance(e, getattr(av.error, "PermissionError", ())) or not os.access(path, os.R_OK):
+            raise PermissionError(f"{path}: permission denied ({e})") from e
+        if mode == "r" and _suffix(path) not in VIDEO_SUFFIXES:
+            raise UnsupportedFormatError(
+                f"{path}: not a video that FFmpeg can open ({e}); medst reads videos "
+                f"({', '.join(VIDEO_SUFFIXES)}) and multi-frame DICOM cine"
+            ) from e
         raise CorruptFileError(f"{path}: cannot open as a video ({e}); the file may be truncated or corrupt") from e
 
 
 def _video_stream(container, path: Path):
     if not container.streams.video:
-        raise CorruptFileError(f"{path}: the file has no video stream")
+        audio = len(container.streams.audio)
+        what = f"audio only: {audio} audio stream(s)" if audio else f"streams: {len(container.streams)}"
+        raise UnsupportedFormatError(f"{path}: the file has no video stream ({what})")
     stream = container.streams.video[0]
     if stream.codec_context is None:
         raise UnsupportedFormatError(f"{path}: the video codec is not supported by this FFmpeg build")
@@ -203,85 +396,229 @@ def _gray_format(pix_fmt: str | None) -> str | None:
     return None
 
 
-def _read_av(path: Path, channels: str, start: int, stop: int | None, stride: int, strict: bool
-             ) -> tuple[np.ndarray, dict]:
+class _Stop(Exception):
+    """Internal: the requested frames are all decoded."""
+
+
+class _FrameBuffer:
+    """Frames copied, as they decode, into one preallocated (T, H, W[, C]) array that grows by doubling.
+
+    Sized from the container's frame count when it has one (a hint: a wrong one costs a regrow, never a wrong
+    result). Copying each frame at once lets FFmpeg reuse the buffer it converted the frame into, instead of holding
+    every frame's buffer and stacking them at the end (a second whole-video copy, in fresh memory).
+    """
+
+    def __init__(self, hint: int | None) -> None:
+        self.hint = max(1, min(int(hint), 1 << 16)) if hint else 64
+        self.data: np.ndarray | None = None
+        self.n = 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def append(self, frame: np.ndarray) -> None:
+        if self.data is None:
+            self.data = np.empty((self.hint, *frame.shape), dtype=frame.dtype)
+        elif self.n == self.data.shape[0]:
+            grown = np.empty((2 * self.n, *self.data.shape[1:]), dtype=self.data.dtype)
+            grown[: self.n] = self.data
+            self.data = grown
+        self.data[self.n] = frame
+        self.n += 1
+
+    def result(self) -> np.ndarray:
+        assert self.data is not None
+        return self.data[: self.n] if self.n < self.data.shape[0] else self.data
+
+
+def _pts_of_frame(container, stream, index: int) -> int | None:
+    """The presentation timestamp of frame ``index`` (0-based, in presentation order), from packets only.
+
+    Demuxes (without decoding) the packets up to ``index`` plus the decoder's reorder depth and sorts their
+    timestamps; None when a packet has no timestamp or the stream has fewer packets (then decode from the start).
+    """
+    pts: list[int] = []
+    for packet in container.demux(stream):
+        if not packet.size:
+            continue
+        if packet.pts is None:
+            return None
+        pts.append(int(packet.pts))
+        if len(pts) > index + _REORDER_DEPTH:
+            break
+    if len(pts) <= index:
+        return None
+    pts.sort()
+    if len(set(pts)) != len(pts):  # duplicate timestamps: counting by pts would be ambiguous
+        return None
+    return pts[index]
+
+
+def _decode_frames(container, stream, fmt: str, fps: Fraction, start: int, stop: int | None, stride: int,
+                   target_pts: int | None, use_pts: bool = True, hint: int | None = None) -> dict:
+    """Decode from where ``container`` is. With ``target_pts`` the frame with that pts is frame ``start`` (after a
+    seek to the key frame before it) and later frames are counted from it; else frames are counted from the first.
+
+    Returns a dict: ``frames`` (arrays), ``times`` (seconds), ``last`` (index of the last frame decoded), ``eof``
+    (the stream ended), ``error`` (why decoding stopped early, or None), ``overshoot`` (the seek went past the
+    target: decode from the start instead), ``empty_packets``, ``last_time``.
+    """
     av = _import_av()
-    with _open_container(path) as container:
-        stream = _video_stream(container, path)
-        stream.thread_type = "AUTO"
-        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        if not rate:
-            raise CorruptFileError(f"{path}: the video stream has no frame rate")
-        fps = Fraction(rate)
-        tb = stream.time_base
-        t0 = stream.start_time or 0
-        declared = int(stream.frames) if stream.frames else None
-        pix_fmt = stream.codec_context.pix_fmt
-        grey_fmt = _gray_format(pix_fmt)
-        requested = channels
-        if channels == "auto":
-            channels = "grey" if grey_fmt else "rgb"
-        fmt = (grey_fmt or "gray") if channels == "grey" else "rgb24"
+    tb = stream.time_base
+    t0 = stream.start_time or 0
+    state: dict[str, Any] = {"frames": _FrameBuffer(hint), "times": [], "last": -1, "error": None, "eof": False,
+                             "overshoot": False, "empty_packets": 0, "last_time": None}
+    idx = start - 1 if target_pts is not None else -1
+    found = target_pts is None
+    key_seen = False
 
-        def index_of(frame) -> int:
-            if frame.pts is None or tb is None:
-                return -1
-            return int(round(float((frame.pts - t0) * tb * fps)))
+    def take(frame) -> None:
+        nonlocal idx, found, key_seen
+        if not found:
+            key_seen = key_seen or bool(frame.key_frame)
+            if frame.pts is None or frame.pts > target_pts:
+                # the first frame after the seek is already past the target, or the target never came out
+                state["overshoot"] = True
+                raise _Stop
+            if frame.pts < target_pts:
+                return
+            if not key_seen:  # a seek that did not land on a key frame: frames before one may be damaged
+                state["overshoot"] = True
+                raise _Stop
+            found = True
+        idx += 1
+        state["last"] = idx
+        t = float((frame.pts - t0) * tb) if use_pts and frame.pts is not None and tb is not None else float(idx / fps)
+        state["last_time"] = t
+        if stop is not None and idx >= stop:
+            state["last"] = idx - 1
+            raise _Stop
+        if idx < start or (idx - start) % stride:
+            return
+        state["frames"].append(frame.to_ndarray(format=fmt))
+        state["times"].append(t)
 
-        def decode(seek: bool) -> list[np.ndarray] | None:
-            """Frames start, start + stride, ... before stop; None when a seek overshot (or lost the timestamps)."""
-            if seek:
-                target = int(t0 + math.floor(start / fps / tb))
-                try:
-                    container.seek(target, stream=stream, backward=True, any_frame=False)
-                except av.error.FFmpegError:  # some containers cannot seek
-                    logger.debug("%s: seek failed, decoding from the start", path)
-                    return None
-            out: list[np.ndarray] = []
-            counter = -1  # frame count, used when frames carry no timestamps
-            first = True
-            for frame in container.decode(stream):
-                counter += 1
-                idx = index_of(frame)
-                if seek and (idx < 0 or (first and idx > start)):
-                    return None
-                first = False
-                idx = counter if idx < 0 else idx
-                if idx < start:
+    try:
+        for packet in container.demux(stream):
+            if packet.size and packet.is_corrupt:  # a cut or damaged packet: keep what decodes before it
+                for frame in stream.decode(None):
+                    take(frame)
+                state["error"] = "a corrupt or incomplete packet (the file may be truncated)"
+                break
+            if packet.size == 0 and packet.pts is not None:
+                state["empty_packets"] += 1
+            for frame in packet.decode():
+                take(frame)
+        else:
+            state["eof"] = True
+    except _Stop:
+        pass
+    except av.error.FFmpegError as e:
+        state["error"] = f"{type(e).__name__}: {e}"
+    if not found and not state["overshoot"]:  # the decoder never gave the target frame (no key frame after the seek)
+        state["overshoot"] = True
+    return state
+
+
+def _read_av(path: Path, channels: str, start: int, stop: int | None, stride: int, on_error: str
+             ) -> tuple[np.ndarray, dict]:
+    """Decode frames ``start, start + stride, ...`` before ``stop`` of the first video stream of ``path``.
+
+    A range that starts after frame 0 seeks to the key frame before it (found from the packets' timestamps, so that
+    the index is exact at variable frame rate), and decodes from the start when the container cannot seek.
+    """
+    av = _import_av()
+    state = None
+    for attempt in ("seek", "start") if start > 0 else ("start",):
+        with _open_container(path) as container:
+            stream = _video_stream(container, path)
+            stream.thread_type = "AUTO"
+            rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+            if not rate:
+                raise CorruptFileError(f"{path}: the video stream has no frame rate")
+            fps = Fraction(rate)
+            tb = stream.time_base
+            declared = int(stream.frames) if stream.frames else None
+            pix_fmt = stream.codec_context.pix_fmt
+            codec = stream.codec_context.name
+            grey_fmt = _gray_format(pix_fmt)
+            ch = ("grey" if grey_fmt else "rgb") if channels == "auto" else channels
+            fmt = (grey_fmt or "gray") if ch == "grey" else "rgb24"
+            fmt_name = container.format.name
+            # raw elementary streams (.m1v, .h264): FFmpeg makes timestamps up; count frames instead
+            use_pts = not (container.format.flags & _AVFMT_NOTIMESTAMPS)
+            header_seconds = None
+            if stream.duration and tb:
+                header_seconds = float(stream.duration * tb)
+            elif container.duration and len(container.streams) == 1:
+                header_seconds = container.duration / 1e6
+            target = None
+            if attempt == "seek":
+                if tb is None or not use_pts:
                     continue
-                if stop is not None and idx >= stop:
-                    break
-                if (idx - start) % stride == 0:
-                    out.append(frame.to_ndarray(format=fmt))
-            return out
-
-        try:
-            frames = decode(seek=True) if start > 0 and tb is not None else None
-            if frames is None:
-                if start > 0:
-                    container.seek(0, backward=True, any_frame=False)  # back to the beginning of the file
-                frames = decode(seek=False)
-        except av.error.FFmpegError as e:
-            raise CorruptFileError(f"{path}: decoding failed ({e})") from e
+                try:
+                    target = _pts_of_frame(container, stream, start)
+                    if target is None:
+                        continue
+                    container.seek(target, stream=stream, backward=True, any_frame=False)
+                except av.error.FFmpegError:  # a container that cannot seek, or a broken index
+                    logger.debug("%s: cannot seek to frame %d, decoding from the start", path, start)
+                    continue
+            total = declared if stop is None else (min(stop, declared) if declared else stop)
+            hint = -(-(total - start) // stride) if total and total > start else None
+            state = _decode_frames(container, stream, fmt, fps, start, stop, stride, target, use_pts, hint)
+            if state["overshoot"]:
+                logger.debug("%s: the seek went past frame %d, decoding from the start", path, start)
+                continue
+            break
+    assert state is not None
+    frames, times = state["frames"], state["times"]
+    decoded_total = state["last"] + 1  # frames in the file, when the end was reached
+    error = state["error"]
+    if error is None and state["eof"]:
+        # the stream ended cleanly; a header that promised clearly more is a file cut at a packet boundary
+        tolerance = max(_HINT_TOLERANCE_FRAMES, math.ceil(_HINT_TOLERANCE_FRACTION * (declared or decoded_total)))
+        missing = None
+        if declared:
+            missing = declared - decoded_total - state["empty_packets"]
+        elif header_seconds and state["last_time"] is not None and any(
+            f in fmt_name.split(",") for f in _HEADER_DURATION_FORMATS
+        ):
+            missing = int(math.floor((header_seconds - state["last_time"]) * float(fps) - 1.0 + 1e-6))
+        if missing is not None and missing > tolerance:
+            what = f"declares {declared} frames" if declared else f"declares {header_seconds:.3f} s"
+            error = f"the container {what} but the stream ended after {decoded_total} frames (truncated?)"
+        elif declared and decoded_total != declared:
+            logger.info("%s: the container declares %d frames, %d decoded (the decoded frames are used)",
+                        path, declared, decoded_total)
+    meta: dict[str, Any] = {
+        "fps_source": float(fps),
+        "source_num_frames": declared,
+        "codec": codec,
+        "pix_fmt": pix_fmt,
+        "container_format": fmt_name,
+        "decode_incomplete": error is not None,
+        "frames_decoded": len(frames),
+    }
+    if error is not None:
+        where = state["last"] + 1
+        msg = (f"{path}: decoding stopped at frame {where}: {error}; "
+               f"{len(frames)} of the requested frames decoded before it")
+        if on_error != "keep" or not frames:
+            raise CorruptFileError(msg + (". Pass on_error='keep' to use them" if frames else ""))
+        logger.warning("%s; on_error='keep': returning them", msg)
+        meta["decode_error"] = msg
+        meta["decode_stopped_at_frame"] = int(where)
     if not frames:
         what = "has zero frames" if start == 0 else f"has no frames in the range start={start}, stop={stop}"
         raise MedstDataError(f"{path}: the video {what}")
-    if declared and start == 0 and stop is None and stride == 1 and len(frames) < declared:
-        msg = f"{path}: the container declares {declared} frames but only {len(frames)} decoded (truncated?)"
-        if strict:
-            raise CorruptFileError(msg)
-        logger.warning(msg)
-    arr = np.stack(frames, 0)
-    if requested == "auto" and arr.ndim == 4 and grey_fmt is None and stream.codec_context.name == "gif":
+    arr = frames.result()
+    del frames
+    if channels == "auto" and arr.ndim == 4 and grey_fmt is None and codec == "gif":
         # the GIF decoder always outputs colour (bgra); a grey GIF (as medst writes label maps) stays grey
         if np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2]):
-            arr = arr[..., 0]
-    meta = {
-        "fps_source": float(fps),
-        "source_num_frames": declared,
-        "codec": stream.codec_context.name,
-        "pix_fmt": pix_fmt,
-    }
+            arr = np.ascontiguousarray(arr[..., 0])
+    meta["frame_times"] = np.asarray(times, dtype=np.float64)
     return arr, meta
 
 
@@ -366,55 +703,86 @@ def read_video(
     num_frames: int | None = None,
     stride: int = 1,
     grey: bool | None = None,
-    strict: bool = True,
+    strict: bool | None = None,
+    on_error: str | None = None,
+    dtype: Any = None,
 ) -> tuple[np.ndarray, dict]:
     """Decode a video file or a DICOM cine into a channel-last array.
 
     Only frames ``start, start + stride, ...`` before ``stop`` are decoded (at most ``num_frames`` of them); a
-    video seeks to the key frame before ``start`` instead of decoding from the beginning.
+    video seeks to the key frame before ``start`` instead of decoding from the beginning, and counts frames by
+    their timestamps from there, so that the frame index is exact at a variable frame rate too.
 
     Args:
-        path: a video (.mp4 .avi .mov .mkv .webm .gif) or a multi-frame DICOM (.dcm).
+        path: a video in any container FFmpeg reads (the suffix does not matter) or a multi-frame DICOM.
         channels: ``"rgb"`` (3 channels), ``"grey"`` (1 channel) or ``"auto"`` (grey streams stay grey).
-        start: first frame index (0-based).
+        start: first frame index (0-based, in presentation order).
         stop: frame index to stop before (exclusive); ``None``: the end.
         num_frames: the number of frames to return (instead of ``stop``).
         stride: keep every ``stride``-th frame.
         grey: shortcut for ``channels``: True -> "grey", False -> "rgb".
-        strict: raise when fewer frames decode than the container declares (a truncated file).
+        strict: older spelling of ``on_error``: False is ``on_error="keep"``.
+        on_error: ``"raise"`` (default): a stream that breaks part-way (a decoding error, a cut packet, or a clean
+            end well before the frame count or duration the container declares) raises
+            :class:`CorruptFileError` naming the file and the frame where decoding stopped; ``"keep"``: return the
+            frames that decoded, log a warning and set ``decode_incomplete``, ``decode_error`` and
+            ``decode_stopped_at_frame`` in the metadata.
+        dtype: data type of the array (default: the decoded uint8, or uint16 for 16-bit grey); converted in place
+            of the decoded array, never as a second whole-video copy.
 
     Returns:
-        ``(array, meta)``: ``array`` is (T, H, W, 3) for RGB or (T, H, W) for grey, uint8 (uint16 for 16-bit grey
-        video); ``meta`` has ``fps`` (of the returned frames, i.e. divided by ``stride``), ``time_spacing``,
-        ``num_frames``, ``start_frame``, ``frame_stride``, ``fps_source`` and the codec.
+        ``(array, meta)``: ``array`` is (T, H, W, 3) for RGB or (T, H, W) for grey; ``meta`` has ``fps`` (of the
+        returned frames, i.e. divided by ``stride``), ``time_spacing``, ``num_frames``, ``start_frame``,
+        ``frame_stride``, ``frame_times`` (seconds from the stream's start, one per returned frame), ``start_time``,
+        ``fps_source``, ``source_num_frames`` (the container's declared count: a hint, absent when not stored),
+        ``frames_decoded``, ``decode_incomplete`` and the codec.
 
     Raises:
-        FileNotFoundError: missing file. CorruptFileError: truncated or undecodable file.
-        MedstDataError: zero frames (in the range). UnsupportedFormatError: unknown suffix.
+        FileNotFoundError: missing file. PermissionError: unreadable file. CorruptFileError: undecodable or broken
+        file. MedstDataError: zero frames (in the range). UnsupportedFormatError: not a video (a NIfTI, a still
+        image, an audio-only file, bytes no FFmpeg demuxer opens).
     """
     p = check_readable_file(path)
+    if not os.access(p, os.R_OK):
+        raise PermissionError(f"{p}: permission denied")
     ch = _channels_arg(channels, grey)
+    policy = _on_error_arg(on_error, strict)
     start, stop = _frame_range(int(start), stop, num_frames, int(stride), None)
     sfx = _suffix(p)
-    if sfx in _DICOM_SUFFIXES:
+    if _is_dicom(p):
         arr, meta = _read_dicom(p, ch, start, stop, stride)
-    elif sfx in VIDEO_SUFFIXES:
-        arr, meta = _read_av(p, ch, start, stop, stride, strict)
     else:
-        raise UnsupportedFormatError(
-            f"{p}: unsupported video suffix {sfx!r}; use one of {VIDEO_SUFFIXES + _DICOM_SUFFIXES}"
-        )
+        kind = None if sfx in NON_VIDEO_SUFFIXES else _magic_kind(p)
+        if kind is not None or sfx in NON_VIDEO_SUFFIXES:
+            what = f"{kind} content" if kind else f"a .{sfx} file"
+            raise UnsupportedFormatError(
+                f"{p}: not a video ({what}); medst's video reader reads what FFmpeg's demuxers open and multi-frame "
+                "DICOM cine: give this file to a reader (or a bundle) for its format"
+            )
+        arr, meta = _read_av(p, ch, start, stop, stride, policy)
     if arr.ndim == 4 and arr.shape[-1] == 1:
         arr = arr[..., 0]
+    if dtype is not None:
+        arr = arr.astype(dtype, copy=False)
     fps_src = meta["fps_source"]
     fps = fps_src / stride if fps_src and not math.isnan(fps_src) else float("nan")
+    if "frame_times" not in meta:  # DICOM: evenly spaced
+        meta["frame_times"] = (start + stride * np.arange(arr.shape[0], dtype=np.float64)) / (
+            fps_src if fps_src and not math.isnan(fps_src) else 1.0)
+    times = np.asarray(meta["frame_times"], dtype=np.float64)
     meta.update(
         fps=float(fps),
         time_spacing=float(1.0 / fps) if fps and not math.isnan(fps) else 1.0,
         num_frames=int(arr.shape[0]),
         start_frame=int(start),
         frame_stride=int(stride),
+        start_time=float(times[0]) if times.size else 0.0,
     )
+    if times.size > 2:
+        steps = np.diff(times)
+        meta["variable_frame_rate"] = bool(np.ptp(steps) > 0.01 * max(float(np.median(steps)), 1e-9))
+    else:
+        meta["variable_frame_rate"] = False
     if math.isnan(fps):
         logger.warning("%s: no frame rate in the file; time_spacing set to 1", p)
     # no None values: MONAI's list_data_collate cannot collate them (e.g. a frame count that mkv does not store)
@@ -425,8 +793,11 @@ def read_video(
 class VideoReader(ImageReader):
     """MONAI image reader for videos (PyAV) and multi-frame DICOM cine (pydicom).
 
-    ``LoadImage()`` picks it by suffix once medst is imported (.mp4 .avi .mov .mkv .webm .gif .m4v, and .dcm files
-    that are multi-frame cine); a bundle config can also name it: ``"reader": "medst.data.VideoReader"``.
+    ``LoadImage()`` picks it by content once medst is imported (:func:`is_video_file`: any file one of FFmpeg's
+    demuxers opens with a video stream, and .dcm files that are multi-frame cine; never NIfTI, DICOM series or
+    single frames, still images, NRRD/MHA or numpy files); a bundle config can also name it:
+    ``"reader": "VideoReader"`` or ``"medst.data.VideoReader"``. Then its errors reach the user as they are
+    (a truncated video, a NIfTI given to a video bundle), not as MONAI's "cannot find a suitable reader".
     The array is channel-last, (T, H, W, C) or (T, H, W) in grey, and ``EnsureChannelFirst`` makes it
     (C, T, H, W).
 
@@ -436,12 +807,21 @@ class VideoReader(ImageReader):
         start, stop, num_frames, stride: the frames to decode (see :func:`read_video`).
         dicom: ``"cine"`` (default): claim .dcm files only when they are multi-frame cine; ``True``: claim every
             .dcm file; ``False``: never claim .dcm (it still reads one when named explicitly).
-        strict: raise on a truncated video (fewer frames than declared).
-        dtype: data type of the array (default: the decoded uint8/uint16).
+        on_error: ``"raise"`` (default) or ``"keep"``: what to do with a stream that breaks part-way
+            (see :func:`read_video`).
+        strict: older spelling: ``strict=False`` is ``on_error="keep"``.
+        frame_times: put ``frame_times`` (seconds, one per frame) in the metadata: ``"auto"`` (default) when the
+            frame rate is variable (at a constant rate they follow from the affine: ``start_time + i / fps``, and a
+            per-frame array would stop MONAI's collate from batching clips of different lengths), True: always,
+            False: never. ``variable_frame_rate`` is always there.
+        dtype: data type of the array (default None: the decoded uint8, uint16 for 16-bit grey). Note that
+            ``LoadImage``'s own ``dtype`` (float32 unless given) converts after the reader: pass
+            ``LoadImage(dtype=None)`` (``"dtype": null`` in a config) to keep uint8 until the network.
 
     Example::
 
-        img = LoadImage(ensure_channel_first=True)(sample_file("video_carphone"))  # (3, 120, 144, 176)
+        # a uint8 MetaTensor (3, 120, 144, 176)
+        img = LoadImage(ensure_channel_first=True, dtype=None)(sample_file("video_carphone"))
     """
 
     def __init__(
@@ -453,44 +833,61 @@ class VideoReader(ImageReader):
         num_frames: int | None = None,
         stride: int = 1,
         dicom: bool | str = "cine",
-        strict: bool = True,
+        on_error: str | None = None,
+        strict: bool | None = None,
+        frame_times: bool | str = "auto",
         dtype: Any = None,
         **kwargs,
     ) -> None:
         super().__init__()
+        if frame_times not in (True, False, "auto"):
+            raise ValueError(f"frame_times must be True, False or 'auto', got {frame_times!r}")
+        self.frame_times = frame_times
         self.channels = _channels_arg(channels, grey)
         _frame_range(int(start), stop, num_frames, int(stride), None)  # validate early
         self.start, self.stop, self.num_frames, self.stride = int(start), stop, num_frames, int(stride)
         self.dicom = dicom
-        self.strict = strict
+        self.on_error = _on_error_arg(on_error, strict)
         self.dtype = dtype
         self.kwargs = kwargs
 
     def verify_suffix(self, filename: Sequence[os.PathLike | str] | os.PathLike | str) -> bool:
+        """Whether every file is a video (by content, see :func:`is_video_file`); the name is MONAI's."""
         names = [filename] if isinstance(filename, (str, os.PathLike)) else list(filename)
         if not names:
             return False
-        for name in names:
-            sfx = _suffix(name)
-            if sfx in VIDEO_SUFFIXES:
-                continue
-            if sfx in _DICOM_SUFFIXES and self.dicom:
-                if self.dicom == "cine" and not is_dicom_cine(name):
-                    return False
-                continue
-            return False
-        return True
+        return all(isinstance(n, (str, os.PathLike)) and is_video_file(n, dicom=self.dicom) for n in names)
 
-    def read(self, data: Sequence[os.PathLike | str] | os.PathLike | str, **kwargs) -> list[tuple[np.ndarray, dict]]:
+    #: errors of files that are not videos are final too (the class named in a config); see :meth:`read`
+    _errors_are_final = True
+
+    def read(self, data: Sequence[os.PathLike | str] | os.PathLike | str, **kwargs):
+        """Decode each file.
+
+        An error is returned (as a deferred error that :meth:`get_data` raises), not raised, so that ``LoadImage``
+        with this reader named reports it instead of trying its other readers: for every file when this class is
+        named (``"medst.data.VideoReader"``, the class or an instance: a NIfTI given to a video bundle is refused),
+        and for videos only in the copy that ``LoadImage()`` registers by default (``"VideoReader"`` names that one),
+        so that it never stops ``LoadImage`` from trying its other readers on a file that is not a video.
+        """
         names = [data] if isinstance(data, (str, os.PathLike)) else list(data)
         opts = {
             "channels": self.channels, "start": self.start, "stop": self.stop, "num_frames": self.num_frames,
-            "stride": self.stride, "strict": self.strict,
+            "stride": self.stride, "on_error": self.on_error,
         }
+        if "strict" in kwargs:
+            opts["on_error"] = _on_error_arg(kwargs.pop("on_error", None), kwargs.pop("strict"))
         opts.update(kwargs)
-        return [(*read_video(n, **opts), str(n)) for n in names]
+        try:
+            return [(*read_video(n, **opts), str(n)) for n in names]
+        except (OSError, ValueError, RuntimeError) as e:  # MedstDataError is a ValueError
+            if self._errors_are_final or all(is_video_file(n, dicom=self.dicom) for n in names):
+                return DeferredReadError(e)
+            raise  # not a video: LoadImage tries its other readers
 
     def get_data(self, img) -> tuple[np.ndarray, dict]:
+        if isinstance(img, DeferredReadError):
+            raise img.error
         items = img if isinstance(img, list) else [img]
         arrays, metas = [], []
         for arr, meta, name in items:
@@ -504,18 +901,18 @@ class VideoReader(ImageReader):
         else:  # several files: stack as channels
             data = np.concatenate([a if a.ndim == 4 else a[..., None] for a in arrays], axis=-1)
         meta = dict(metas[0])
+        if self.frame_times is False or (self.frame_times == "auto" and not meta.get("variable_frame_rate")):
+            meta.pop("frame_times", None)
         ts = float(meta["time_spacing"])
         affine = np.diag([ts, 1.0, 1.0, 1.0])
-        fps_src = float(meta.get("fps_source") or float("nan"))
-        if meta.get("start_frame") and fps_src > 0:  # t = 0 at the first frame of the file
-            affine[0, 3] = meta["start_frame"] / fps_src
+        affine[0, 3] = float(meta.get("start_time", 0.0))  # t = 0 at the first frame of the file
         meta[MetaKeys.AFFINE] = affine
         meta[MetaKeys.ORIGINAL_AFFINE] = affine.copy()
         meta[MetaKeys.SPATIAL_SHAPE] = np.asarray(data.shape[:3])
         meta[MetaKeys.ORIGINAL_CHANNEL_DIM] = -1 if data.ndim == 4 else float("nan")
         meta[MetaKeys.SPACE] = SpaceKeys.RAS
         if self.dtype is not None:
-            data = data.astype(self.dtype)
+            data = data.astype(self.dtype, copy=False)
         return data, meta
 
 
@@ -658,7 +1055,7 @@ def write_video(
 
 
 class VideoWriter(ImageWriter):
-    """MONAI image writer for videos, registered for .mp4 .avi .mov .mkv .webm .gif .m4v.
+    """MONAI image writer for videos, registered for :data:`WRITE_SUFFIXES` (.mp4 .avi .mov .mkv .webm .gif .m4v).
 
     ``SaveImage(output_ext=".mkv")(seg)`` writes a (C, T, H, W) MetaTensor (C in {1, 3}) at the frame rate in its
     metadata (``fps``, else ``1 / time_spacing``, else ``fps`` given here, else 25). Label maps: use .mkv or .avi
@@ -726,27 +1123,55 @@ class VideoWriter(ImageWriter):
             logger.info("wrote %s", filename)
 
 
-_REGISTERED = False
+class _RegisteredVideoReader(VideoReader):
+    """The :class:`VideoReader` that ``LoadImage()`` creates from MONAI's reader table (also what the name
+    ``"VideoReader"`` resolves to): an error on a file that is not a video is raised, so that ``LoadImage`` goes on
+    to its other readers."""
+
+    _errors_are_final = False
+
+
+_REGISTERED: dict[str, Any] = {}
 
 
 def register_video_io() -> None:
-    """Make MONAI's ``LoadImage()`` and ``SaveImage()`` handle videos; called once by ``import medst.data``.
+    """Make MONAI's ``LoadImage()`` and ``SaveImage()`` handle videos; called by ``import medst`` (unless the
+    environment sets ``MEDST_REGISTER_IO=0``); :func:`unregister_video_io` undoes it.
 
-    The reader goes to the end of :data:`monai.transforms.io.array.SUPPORTED_READERS` (tried first by suffix, and
-    only for video suffixes and DICOM cine, so .nii/.dcm volumes still go to MONAI's own readers). The writer is
-    registered for each video suffix after MONAI's default writers are initialised (registering before that would
-    stop MONAI from initialising its NIfTI and PNG writers).
+    The reader is added to :data:`monai.transforms.io.array.SUPPORTED_READERS` (the last entry is tried first by
+    ``LoadImage()``; it claims only videos and DICOM cine, by content, so every other file goes to MONAI's own
+    readers as before). The writer is registered for each video suffix (:data:`WRITE_SUFFIXES`, for which MONAI has
+    no writer) after MONAI's default writers are initialised (registering before that would stop MONAI from
+    initialising its NIfTI and PNG writers).
     """
-    global _REGISTERED
     if _REGISTERED:
         return
     from monai.transforms.io import array as io_array
 
-    io_array.SUPPORTED_READERS["videoreader"] = VideoReader
     if not SUPPORTED_WRITERS:
         _init_monai_writers()
-    for ext in VIDEO_SUFFIXES:
+    _REGISTERED["readers"] = {"videoreader": io_array.SUPPORTED_READERS.get("videoreader")}
+    _REGISTERED["writers"] = {ext: SUPPORTED_WRITERS.get(ext) for ext in WRITE_SUFFIXES}
+    io_array.SUPPORTED_READERS["videoreader"] = _RegisteredVideoReader
+    for ext in WRITE_SUFFIXES:
         SUPPORTED_WRITERS[ext] = ()  # the only writer (SaveImage would fall back to others when one raises)
         register_writer(ext, VideoWriter)
-    _REGISTERED = True
 
+
+def unregister_video_io() -> None:
+    """Undo :func:`register_video_io`: MONAI's reader and writer tables as they were before it."""
+    if not _REGISTERED:
+        return
+    from monai.transforms.io import array as io_array
+
+    for key, value in _REGISTERED["readers"].items():
+        if value is None:
+            io_array.SUPPORTED_READERS.pop(key, None)
+        else:
+            io_array.SUPPORTED_READERS[key] = value
+    for ext, value in _REGISTERED["writers"].items():
+        if value is None:
+            SUPPORTED_WRITERS.pop(ext, None)
+        else:
+            SUPPORTED_WRITERS[ext] = value
+    _REGISTERED.clear()

@@ -190,8 +190,9 @@ def test_truncated_nifti(sample, tmp_path):
 def test_not_a_nifti(tmp_path):
     p = tmp_path / "text.nii"
     p.write_text("this is not a NIfTI file " * 20)
-    with pytest.raises(CorruptFileError, match="text.nii"):
-        NiftiTimeReader().read(p)
+    reader = NiftiTimeReader()
+    with pytest.raises(CorruptFileError, match="text.nii"):  # raised by get_data, so that LoadImage cannot swallow it
+        reader.get_data(reader.read(p))
 
 
 def test_save_nifti_refuses_bad_dims_without_leaving_files(tmp_path):
@@ -205,3 +206,56 @@ def test_video_writer_rejects_many_channels(tmp_path):
     with pytest.raises(RuntimeError, match="T, H, W"):
         SaveImage(output_dir=tmp_path, output_ext=".mkv", separate_folder=False, print_log=False)(img)
     assert not any(p.suffix == ".mkv" for p in tmp_path.rglob("*"))
+
+
+def test_nifti_with_corrupt_gzip_stream_is_an_error(tmp_path):
+    """A flipped byte in a stored deflate block inflates fine; only the gzip CRC tells: nibabel never reads it."""
+    import gzip
+
+    from monai.data import NibabelReader
+
+    arr = np.arange(4000, dtype=np.int16).reshape(10, 20, 20)
+    gz = bytearray(gzip.compress(nib.Nifti1Image(arr, np.eye(4)).to_bytes(), compresslevel=0))
+    gz[len(gz) // 2] ^= 0xFF
+    p = tmp_path / "flipped.nii.gz"
+    p.write_bytes(bytes(gz))
+    stock = LoadImage(reader=NibabelReader(), image_only=True)(p)  # MONAI alone: garbage, silently
+    assert int((stock.numpy() != arr).sum()) == 1
+    with pytest.raises(CorruptFileError, match="flipped.nii.gz.*CRC"):
+        LoadImage()(p)
+    with pytest.raises(CorruptFileError, match="flipped.nii.gz.*CRC"):  # named: not swallowed by LoadImage
+        LoadImage(reader=NiftiTimeReader())(p)
+
+
+def test_permission_denied_is_not_corrupt(sample, tmp_path, monkeypatch):
+    """Reported as permission denied (tests run as root, for whom chmod 000 does not stop reading: the check that
+    medst makes, os.access, is made to say no)."""
+    import os
+
+    from medst.data import utils as data_utils
+
+    nii = tmp_path / "locked.nii.gz"
+    shutil.copy(sample("head_t1"), nii)
+    vid = write_video(FRAMES, tmp_path / "locked.mkv", fps=5)
+    real_access = os.access
+    monkeypatch.setattr(data_utils.os, "access", lambda p, mode: "locked" not in str(p) and real_access(p, mode))
+    for path in (nii, vid):
+        with pytest.raises(PermissionError, match=f"{path.name}: permission denied") as info:
+            LoadImage()(path)
+        assert not isinstance(info.value, CorruptFileError)
+    with pytest.raises(PermissionError, match="locked.mkv: permission denied"):
+        read_video(vid)
+
+
+def test_permission_error_from_the_library_is_not_corrupt(sample, tmp_path, monkeypatch):
+    from medst.data import nifti as nifti_mod
+
+    nii = tmp_path / "vol.nii"
+    shutil.copy(sample("anatomical_t1"), nii)
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(nii))
+
+    monkeypatch.setattr(nifti_mod.nib, "load", denied)
+    with pytest.raises(PermissionError, match="vol.nii: permission denied"):
+        LoadImage(reader=NiftiTimeReader())(nii)

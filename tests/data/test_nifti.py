@@ -103,3 +103,80 @@ def test_msec_units_converted(tmp_path):
     out = nib.load(tmp_path / "ms_o.nii.gz")
     assert out.header.get_zooms()[3] == pytest.approx(40.0)
     assert out.header.get_xyzt_units()[1] == "msec"
+
+
+# ---------------------------------------------------------------- what import medst registers, and opting out
+
+
+def test_monai_writer_chain_kept_behind_medst_writer():
+    from monai.data import ITKWriter, NibabelWriter
+    from monai.data.image_writer import SUPPORTED_WRITERS
+
+    from medst.data import NiftiTimeWriter
+
+    for ext in ("nii", "nii.gz"):
+        chain = SUPPORTED_WRITERS[ext]
+        assert chain[0] is NiftiTimeWriter
+        # MONAI's own chain behind it, in MONAI's order, the ITK fallback included
+        assert [getattr(w, "_medst_guarded", w) for w in chain[1:]] == [NibabelWriter, ITKWriter]
+        assert issubclass(chain[1], NibabelWriter) and issubclass(chain[2], ITKWriter)
+
+
+def test_fallback_writer_is_used_when_medst_writer_fails(sample, tmp_path, monkeypatch):
+    from medst.data import NiftiTimeWriter
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("medst's writer failed")
+
+    monkeypatch.setattr(NiftiTimeWriter, "write", broken)
+    img = LoadImage(ensure_channel_first=True)(sample("head_t1"))
+    SaveImage(output_dir=tmp_path, output_postfix="fb", separate_folder=False, print_log=False)(img)
+    out = next(tmp_path.glob("*_fb.nii.gz"))
+    assert nib.load(out).shape[:3] == tuple(img.shape[1:4])  # written by MONAI's NibabelWriter
+
+
+def test_unregister_io_gives_monai_its_tables_back(tmp_path):
+    from monai.data import ITKWriter, NibabelWriter
+    from monai.data.image_writer import SUPPORTED_WRITERS
+    from monai.transforms.io.array import SUPPORTED_READERS
+
+    from medst.data import register_io, unregister_io, write_video
+
+    clip = write_video(np.zeros((3, 8, 8), np.uint8), tmp_path / "c.mkv", fps=5)
+    try:
+        unregister_io()
+        assert "videoreader" not in SUPPORTED_READERS and "niftitimereader" not in SUPPORTED_READERS
+        assert SUPPORTED_WRITERS["nii.gz"] == (NibabelWriter, ITKWriter)
+        assert "mkv" not in SUPPORTED_WRITERS
+        assert not any(type(r).__name__.endswith("VideoReader") for r in LoadImage().readers)
+        img = LoadImage(reader="medst.data.VideoReader", dtype=None)(clip)  # a config naming the reader still works
+        assert tuple(img.shape) == (3, 8, 8)
+    finally:
+        register_io()
+    assert "videoreader" in SUPPORTED_READERS and SUPPORTED_WRITERS["mkv"]
+    assert tuple(LoadImage(dtype=None)(clip).shape) == (3, 8, 8)
+
+
+def test_env_var_opts_out_of_registration(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import medst\n"
+        "from monai.data.image_writer import SUPPORTED_WRITERS\n"
+        "from monai.transforms.io.array import SUPPORTED_READERS\n"
+        "print(sorted(k for k in SUPPORTED_READERS if 'video' in k or 'time' in k),"
+        " [w.__name__ for w in SUPPORTED_WRITERS.get('nii.gz', ())], 'mp4' in SUPPORTED_WRITERS)\n"
+    )
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": root, "OMP_NUM_THREADS": "1"}
+    outs = {}
+    for value in ("0", "1"):
+        r = subprocess.run([sys.executable, "-c", code], env={**env, "MEDST_REGISTER_IO": value},
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        outs[value] = r.stdout.strip().splitlines()[-1]
+    assert outs["0"] == "[] [] False"  # MONAI's writers initialise lazily: nothing touched
+    assert outs["1"] == "['niftitimereader', 'videoreader'] ['NiftiTimeWriter', 'NibabelWriter', 'ITKWriter'] True"

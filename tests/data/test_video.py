@@ -224,3 +224,217 @@ def test_metadata_collates(tmp_path):
     assert all(v is not None for v in img.meta.values())
     batch = list_data_collate([{"image": img}, {"image": img.clone()}])
     assert tuple(batch["image"].shape) == (2, 1, *LABELS.shape)
+
+
+# ------------------------------------------------------------------ honest frame counts, variable frame rate
+
+import logging  # noqa: E402
+import re  # noqa: E402
+import struct  # noqa: E402
+
+from medst.data import CorruptFileError, MedstDataError, UnsupportedFormatError  # noqa: E402
+
+CLIP = RNG.integers(0, 256, size=(30, 32, 32)).astype(np.uint8)
+
+
+def _patch_avi_frame_count(path, count):
+    """Rewrite the frame count an AVI header declares (avih dwTotalFrames and the stream's strh dwLength)."""
+    b = bytearray(path.read_bytes())
+    i = b.find(b"avih")
+    struct.pack_into("<I", b, i + 8 + 16, count)
+    j = b.find(b"strh")
+    struct.pack_into("<I", b, j + 8 + 32, count)
+    path.write_bytes(bytes(b))
+
+
+def test_declared_count_is_only_a_hint(tmp_path):
+    path = write_video(CLIP, tmp_path / "hint.avi", fps=25)
+    _patch_avi_frame_count(path, 32)  # as a capture card that counted 2 dropped frames: 32 declared, 30 decode
+    with av.open(str(path)) as c:
+        assert c.streams.video[0].frames == 32  # what FFmpeg reports from the header
+    img = LoadImage(ensure_channel_first=True, dtype=None)(path)
+    assert tuple(img.shape) == (1, 30, 32, 32)
+    np.testing.assert_array_equal(img[0].numpy(), CLIP)
+    assert img.meta["num_frames"] == 30 and img.meta["source_num_frames"] == 32
+    assert not img.meta["decode_incomplete"]
+
+
+def _cut(path, fraction, name):
+    data = path.read_bytes()
+    out = path.with_name(name)
+    out.write_bytes(data[: int(len(data) * fraction)])
+    return out
+
+
+@pytest.mark.parametrize("suffix", ["mkv", "avi", "webm"])
+def test_truncated_stream_raises_naming_file_and_frame(tmp_path, suffix):
+    full = write_video(CLIP, tmp_path / f"full.{suffix}", fps=25)
+    cut = _cut(full, 0.6, f"cut.{suffix}")
+    with pytest.raises(CorruptFileError, match=rf"cut\.{suffix}: decoding stopped at frame \d+"):
+        read_video(cut)
+    with pytest.raises(CorruptFileError, match=rf"cut\.{suffix}: decoding stopped at frame"):
+        LoadImage()(cut)  # LoadImage() picks the reader by content; its error reaches the user as it is
+
+
+@pytest.mark.parametrize("suffix", ["mkv", "avi"])
+def test_truncated_stream_kept_on_request(tmp_path, suffix, caplog):
+    full = write_video(CLIP, tmp_path / f"full.{suffix}", fps=25)
+    cut = _cut(full, 0.6, f"cut.{suffix}")
+    with caplog.at_level(logging.WARNING, logger="medst.data.video"):
+        img = LoadImage(reader=VideoReader(on_error="keep"), dtype=None, ensure_channel_first=True)(cut)
+    n = img.shape[1]
+    assert 5 < n < 30
+    np.testing.assert_array_equal(img[0].numpy(), CLIP[:n])  # the frames before the break, exactly
+    assert img.meta["decode_incomplete"] and img.meta["frames_decoded"] == n == img.meta["num_frames"]
+    assert img.meta["decode_stopped_at_frame"] == n
+    assert any("cut." + suffix in r.getMessage() and "decoding stopped" in r.getMessage() for r in caplog.records)
+    arr, meta = read_video(cut, on_error="keep")  # read_video takes it too
+    assert arr.shape[0] == n and meta["decode_incomplete"]
+
+
+def test_complete_file_is_not_flagged(tmp_path):
+    path = write_video(CLIP, tmp_path / "whole.mkv", fps=25)
+    arr, meta = read_video(path)
+    assert arr.shape[0] == 30 and not meta["decode_incomplete"] and meta["frames_decoded"] == 30
+
+
+VFR_PTS = [0, 1, 2, 4, 7, 8, 12, 13, 14, 20, 21, 25, 30]  # in 1/30 s: gaps of 1 to 6 frame periods
+
+
+def _write_vfr(path, codec, pix_fmt):
+    frames = RNG.integers(0, 256, size=(len(VFR_PTS), 32, 32)).astype(np.uint8)
+    with av.open(str(path), "w") as c:
+        s = c.add_stream(codec, rate=30)
+        s.width, s.height, s.pix_fmt = 32, 32, pix_fmt
+        s.codec_context.time_base = Fraction(1, 30)
+        for t, f in zip(VFR_PTS, frames):
+            vf = av.VideoFrame.from_ndarray(f, format="gray")
+            vf.pts, vf.time_base = t, Fraction(1, 30)
+            for pk in s.encode(vf):
+                c.mux(pk)
+        for pk in s.encode():
+            c.mux(pk)
+    return frames
+
+
+@pytest.mark.parametrize("suffix, codec, pix_fmt", [("mkv", "ffv1", "gray"), ("mp4", "libx264", "yuv420p")])
+def test_variable_frame_rate_times_and_exact_seeking(tmp_path, suffix, codec, pix_fmt):
+    path = tmp_path / f"vfr.{suffix}"
+    written = _write_vfr(path, codec, pix_fmt)
+    full, meta = read_video(path, channels="grey")
+    assert full.shape[0] == len(VFR_PTS)
+    if codec == "ffv1":
+        np.testing.assert_array_equal(full, written)
+    np.testing.assert_allclose(meta["frame_times"], np.array(VFR_PTS) / 30, atol=1.5e-3)  # mkv stores ms
+    assert meta["variable_frame_rate"]
+    for start in range(1, len(VFR_PTS) - 2):
+        for stride in (1, 2):
+            want = full[start : start + 3 * stride : stride]
+            part, pmeta = read_video(path, channels="grey", start=start, num_frames=3, stride=stride)
+            assert part.shape[0] == len(want), (start, stride)
+            np.testing.assert_array_equal(part, want)
+            np.testing.assert_allclose(pmeta["frame_times"], meta["frame_times"][start : start + 3 * stride : stride])
+    img = LoadImage(reader=VideoReader(start=4, stop=7, channels="grey"), dtype=None)(path)
+    assert tuple(img.shape) == (3, 32, 32)
+    np.testing.assert_allclose(img.meta["frame_times"], meta["frame_times"][4:7])  # kept: the rate varies
+    assert float(img.affine[0, 3]) == pytest.approx(meta["frame_times"][4])  # the time origin of the clip
+
+
+def _audio_only(path):
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("aac", rate=8000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 8000
+        for k in range(4):
+            frame.pts = k * 1024
+            for pk in s.encode(frame):
+                c.mux(pk)
+        for pk in s.encode():
+            c.mux(pk)
+    return path
+
+
+def _zero_frames(path):
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("ffv1", rate=10)
+        s.width, s.height, s.pix_fmt = 8, 8, "gray"
+        c.start_encoding()
+    return path
+
+
+@pytest.mark.parametrize("kind, name, error, message", [
+    ("random", "random.mp4", CorruptFileError, "cannot open as a video"),
+    ("audio", "audio.mp4", UnsupportedFormatError, "no video stream .audio only"),
+    ("audio", "audio.m4a", UnsupportedFormatError, "no video stream .audio only"),
+    ("zero", "zero.avi", MedstDataError, "zero frames"),
+])
+@pytest.mark.parametrize("how", ["LoadImage()", "named in a config"])
+def test_clear_errors_in_load_image(tmp_path, kind, name, error, message, how):
+    path = tmp_path / name
+    if kind == "random":
+        path.write_bytes(np.random.default_rng(3).integers(0, 256, 6000, dtype=np.uint8).tobytes())
+    elif kind == "audio":
+        _audio_only(path)
+    else:
+        _zero_frames(path)
+    load = LoadImage() if how == "LoadImage()" else LoadImaged("image", reader="medst.data.VideoReader")
+    with pytest.raises(error, match=rf"{name}: .*{message}") as info:
+        load(path if how == "LoadImage()" else {"image": path})
+    assert "cannot find a suitable reader" not in str(info.value)
+
+
+def test_named_reader_refuses_a_nifti_instead_of_reading_x_as_time(sample):
+    """MONAI's LoadImage tries its other readers when a named one raises; the video reader's refusal stands."""
+    import re
+
+    path = sample("head_t1")
+    with pytest.raises(UnsupportedFormatError, match=re.escape(f"{path}: not a video (a .nii.gz file)")):
+        LoadImaged("image", reader="medst.data.VideoReader")({"image": path})
+
+
+def _bundle_preprocessing():
+    """The video bundle's own preprocessing, as ``monai.bundle`` builds it from its inference config."""
+    from pathlib import Path
+
+    from monai.bundle import ConfigParser
+
+    root = Path(__file__).resolve().parents[2] / "bundles" / "moving_digits_convlstm_segmentation"
+    parser = ConfigParser()
+    parser.read_config(root / "configs" / "inference.json")
+    parser["bundle_root"] = str(root)
+    return parser.get_parsed_content("preprocessing")
+
+
+def test_bundle_config_reports_the_readers_error(tmp_path, sample):
+    """The bundle names medst.data.VideoReader: MONAI must not swallow its error behind 'cannot find a reader'."""
+    pre = _bundle_preprocessing()
+    full = write_video(CLIP, tmp_path / "full.mkv", fps=25)
+    out = pre({"image": str(full)})
+    assert tuple(out["image"].shape) == (1, 30, 32, 32)
+    cut = _cut(full, 0.6, "cut.mkv")
+    # MONAI's Compose wraps a transform's error in "applying transform ...", with the reader's error as its cause
+    err = _root_cause(pytest.raises(RuntimeError, pre, {"image": str(cut)}).value)
+    assert isinstance(err, CorruptFileError) and re.search(r"cut\.mkv: decoding stopped at frame \d+", str(err))
+    err = _root_cause(pytest.raises(RuntimeError, pre, {"image": str(sample("head_t1"))}).value)
+    assert isinstance(err, UnsupportedFormatError) and ".nii.gz: not a video" in str(err)  # not read with X as time
+
+
+def _root_cause(e: BaseException) -> BaseException:
+    chain = [e]
+    while chain[-1].__cause__ is not None:
+        chain.append(chain[-1].__cause__)
+    assert not any("cannot find a suitable reader" in str(x) for x in chain)
+    return chain[-1]
+
+
+def test_dicom_cine_without_suffix(sample, tmp_path):
+    from pydicom.data import get_testdata_file
+
+    cine = tmp_path / "IM0001"  # DICOM files often have no suffix: found by the DICM preamble
+    cine.write_bytes(sample("ultrasound_cine").read_bytes())
+    img = LoadImage(ensure_channel_first=True, dtype=None)(cine)
+    assert tuple(img.shape) == (3, 30, 240, 320) and img.meta["codec"] == "dicom"
+    single = tmp_path / "IM0002"
+    single.write_bytes(open(get_testdata_file("CT_small.dcm"), "rb").read())
+    assert not VideoReader().verify_suffix(single)  # one CT slice: MONAI's DICOM readers
+    assert "fps" not in LoadImage(image_only=True)(single).meta
