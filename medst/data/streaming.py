@@ -55,8 +55,22 @@ def _is_nifti(path: str | os.PathLike) -> bool:
 
 # ---------------------------------------------------------------------------------------------------- sources
 def _video_blocks(path: Path, chunk_frames: int, channels: str, on_error: str) -> Iterator[tuple[np.ndarray, dict]]:
-    """(C, t, H, W) uint8 blocks of a video, decoded lazily, and the stream's metadata (on every block)."""
-    from .video import _gray_format, _import_av, _open_container, _video_stream
+    """(C, t, H, W) uint8 blocks of a video, decoded lazily, and the stream's metadata (on every block).
+
+    The same honesty as :func:`medst.data.read_video`: a decoding error or a corrupt packet, or a clean end clearly
+    short of the count or duration the container declares, is a truncated file (raised, or with
+    ``on_error="keep"`` logged and marked ``decode_incomplete``); the last block is held back until that is known.
+    """
+    from .video import (
+        _AVFMT_NOTIMESTAMPS,
+        _HEADER_DURATION_FORMATS,
+        _HINT_TOLERANCE_FRACTION,
+        _HINT_TOLERANCE_FRAMES,
+        _gray_format,
+        _import_av,
+        _open_container,
+        _video_stream,
+    )
 
     av = _import_av()
     with _open_container(path) as container:
@@ -66,37 +80,76 @@ def _video_blocks(path: Path, chunk_frames: int, channels: str, on_error: str) -
         if not rate:
             raise CorruptFileError(f"{path}: the video stream has no frame rate")
         fps = float(rate)
+        tb, t0 = stream.time_base, stream.start_time or 0
+        use_pts = not (container.format.flags & _AVFMT_NOTIMESTAMPS)
+        declared = int(stream.frames) if stream.frames else None
+        header_seconds = None
+        if stream.duration and tb:
+            header_seconds = float(stream.duration * tb)
+        elif container.duration and len(container.streams) == 1:
+            header_seconds = container.duration / 1e6
         grey_fmt = _gray_format(stream.codec_context.pix_fmt)
         mode = ("grey" if grey_fmt else "rgb") if channels == "auto" else channels
         fmt = (grey_fmt or "gray") if mode == "grey" else "rgb24"
-        info = {"fps": fps, "time_spacing": 1.0 / fps, "fps_source": fps, "codec": stream.codec_context.name,
-                "source_num_frames": int(stream.frames) if stream.frames else None}
+        info: dict[str, Any] = {"fps": fps, "time_spacing": 1.0 / fps, "fps_source": fps,
+                                "codec": stream.codec_context.name, "source_num_frames": declared}
         frames: list[np.ndarray] = []
-        decoded = 0
-        decoder = container.decode(stream)
-        while True:
-            try:
-                frame = next(decoder)
-            except StopIteration:
-                break
-            except av.error.FFmpegError as e:
-                msg = f"{path}: decoding stopped at frame {decoded} ({e})"
-                if on_error != "keep":
-                    raise CorruptFileError(msg + "; on_error='keep' returns the frames that decoded") from e
-                logger.warning("%s; keeping the %d frames that decoded", msg, decoded)
-                info["decode_incomplete"] = True
-                break
-            a = frame.to_ndarray(format=fmt)
-            frames.append(a[None] if a.ndim == 2 else np.moveaxis(a, -1, 0))
+        decoded, empty, last_time, error = 0, 0, None, None
+
+        def take(frame) -> np.ndarray | None:
+            nonlocal decoded, last_time
+            last_time = (float((frame.pts - t0) * tb) if use_pts and frame.pts is not None and tb is not None
+                         else decoded / fps)
             decoded += 1
-            if len(frames) == chunk_frames:
-                yield np.stack(frames, 1), info
-                frames = []
-        if frames:
-            yield np.stack(frames, 1), info
+            a = frame.to_ndarray(format=fmt)
+            return a[None] if a.ndim == 2 else np.moveaxis(a, -1, 0)
+
+        def full() -> bool:
+            return len(frames) >= chunk_frames
+
+        eof = False
+        try:
+            for packet in container.demux(stream):
+                if packet.size and packet.is_corrupt:
+                    frames.extend(take(f) for f in stream.decode(None))
+                    error = "a corrupt or incomplete packet (the file may be truncated)"
+                    break
+                if packet.size == 0 and packet.pts is not None:
+                    empty += 1
+                for frame in packet.decode():
+                    frames.append(take(frame))
+                while full():
+                    yield np.stack(frames[:chunk_frames], 1), info
+                    frames = frames[chunk_frames:]
+            else:
+                eof = True
+        except av.error.FFmpegError as e:
+            error = f"{type(e).__name__}: {e}"
+        if error is None and eof:
+            tolerance = max(_HINT_TOLERANCE_FRAMES, math.ceil(_HINT_TOLERANCE_FRACTION * (declared or decoded)))
+            missing = None
+            if declared:
+                missing = declared - decoded - empty
+            elif header_seconds and last_time is not None and any(
+                f in container.format.name.split(",") for f in _HEADER_DURATION_FORMATS
+            ):
+                missing = int(math.floor((header_seconds - last_time) * fps - 1.0 + 1e-6))
+            if missing is not None and missing > tolerance:
+                what = f"declares {declared} frames" if declared else f"declares {header_seconds:.3f} s"
+                error = f"the container {what} but the stream ended after {decoded} frames (truncated?)"
+        if error is not None:
+            msg = f"{path}: decoding stopped at frame {decoded}: {error}"
+            if on_error != "keep" or decoded == 0:
+                raise CorruptFileError(msg + ("; on_error='keep' returns the frames that decoded" if decoded else ""))
+            logger.warning("%s; on_error='keep': keeping the %d frames that decoded", msg, decoded)
+            info["decode_incomplete"] = True
+            info["decode_error"] = msg
         if decoded == 0:
             raise MedstDataError(f"{path}: the video has zero frames")
         info["frames_decoded"] = decoded
+        while frames:
+            yield np.stack(frames[:chunk_frames], 1), info
+            frames = frames[chunk_frames:]
 
 
 def _nifti_blocks(path: Path, chunk_frames: int) -> Iterator[tuple[np.ndarray, dict]]:

@@ -393,16 +393,17 @@ def test_named_reader_refuses_a_nifti_instead_of_reading_x_as_time(sample):
 
 
 def _bundle_preprocessing():
-    """The video bundle's own preprocessing, as ``monai.bundle`` builds it from its inference config."""
+    """The video bundle's loading step (its training config names the reader), as ``monai.bundle`` builds it."""
     from pathlib import Path
 
     from monai.bundle import ConfigParser
+    from monai.transforms import Compose, EnsureChannelFirstd
 
     root = Path(__file__).resolve().parents[2] / "bundles" / "moving_digits_convlstm_segmentation"
     parser = ConfigParser()
-    parser.read_config(root / "configs" / "inference.json")
+    parser.read_config(root / "configs" / "train.json")
     parser["bundle_root"] = str(root)
-    return parser.get_parsed_content("preprocessing")
+    return Compose([parser.get_parsed_content("load_transforms#0"), EnsureChannelFirstd("image")])
 
 
 def test_bundle_config_reports_the_readers_error(tmp_path, sample):
@@ -417,6 +418,11 @@ def test_bundle_config_reports_the_readers_error(tmp_path, sample):
     assert isinstance(err, CorruptFileError) and re.search(r"cut\.mkv: decoding stopped at frame \d+", str(err))
     err = _root_cause(pytest.raises(RuntimeError, pre, {"image": str(sample("head_t1"))}).value)
     assert isinstance(err, UnsupportedFormatError) and ".nii.gz: not a video" in str(err)  # not read with X as time
+    # the inference config reads chunk by chunk (medst.data.ChunkDataset): the same error, named, with no output
+    from medst.data import ChunkDataset
+
+    with pytest.raises(CorruptFileError, match=r"cut\.mkv"):
+        list(ChunkDataset([str(cut)], chunk_frames=8))
 
 
 def _root_cause(e: BaseException) -> BaseException:
