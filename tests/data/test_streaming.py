@@ -213,6 +213,13 @@ def test_overlay_colours_do_not_depend_on_the_chunk():
     grey = (img * 255).round().to(torch.uint8)
     torch.testing.assert_close(whole[:, :3], grey[:, :3].expand(3, -1, -1, -1), atol=1, rtol=0)  # no label: image
     assert not torch.equal(whole[:, 4, 3, 3], grey[:, 4, 3, 3].expand(3))  # the label is drawn
+    # the blend of MONAI's blend_images, with label k coloured cmap(k / num_classes)
+    from monai.visualize import blend_images
+
+    lab3 = torch.randint(0, 3, (1, 6, 8, 8))
+    ref = blend_images(img, lab3.float() / 3, alpha=0.4, cmap="hsv", rescale_arrays=False, transparent_background=True)
+    got = Overlay(alpha=0.4, num_classes=3, as_uint8=False)(img, lab3)
+    torch.testing.assert_close(got, ref.float(), atol=1e-6, rtol=0)
 
 
 def _mask(out: Path, stem: str) -> np.ndarray:
