@@ -705,6 +705,11 @@ class Bundle:
                 logger.info("%s: %d input(s) to predict, %d finished before", self.name, len(todo),
                             len(items) - len(todo))
                 if manifest is not None and todo:
+                    for i in todo:  # an output name that is a link (to the input, say) is replaced, not written through
+                        for p in manifest.outputs(items[i].key):
+                            if p.is_symlink():
+                                logger.warning("%s is a link; removing it to write the output there", p)
+                                p.unlink()
                     manifest.forget([items[i].key for i in todo])
                 if todo:
                     (scratch / "inputs").mkdir()
@@ -766,8 +771,8 @@ class Bundle:
                 return
             if not recorder.loading or recorder.done >= len(pending):
                 # before the first input (network, weights, handlers) or after the last: not one input's fault
-                raise PredictError(f"bundle {self.name}: its inference workflow failed: {error_chain(failure)[0]}"
-                                   ) from failure
+                raise PredictError(f"bundle {self.name}: its inference workflow failed outside of any one input "
+                                   "(building the network, loading the weights, a handler)") from failure
             failed = items[pending[recorder.done]]
             error = PredictError(f"{failed.name}: bundle {self.name} failed on this input", input=failed.name)
             error.__cause__ = failure
@@ -777,13 +782,14 @@ class Bundle:
             logger.error("%s failed: %s", failed.name, self.last_errors[failed.name])
             pending = pending[recorder.done + 1 :]
 
-    def _run_workflow(self, datalist: list[str], output_dir: Path, num_workers: int, recorder) -> None:
-        """The bundle's own inference workflow, as ``python -m monai.bundle run`` runs it, with medst's overrides."""
+    def workflow(self, datalist: Sequence[str], output_dir: str | os.PathLike, num_workers: int = 0):
+        """The bundle's inference ``ConfigWorkflow`` with medst's overrides, not yet initialised: what
+        :meth:`predict` runs, and what ``python -m monai.bundle run --datalist ... --output_dir ...`` runs."""
         from monai.bundle import ConfigWorkflow
 
-        overrides = dict(self._overrides, datalist=list(datalist), output_dir=str(output_dir))
+        overrides = dict(self._overrides, datalist=[str(d) for d in datalist], output_dir=str(output_dir))
         if "num_workers" in self._config.config:
-            overrides["num_workers"] = num_workers
+            overrides["num_workers"] = int(num_workers)
         elif num_workers:
             raise ValueError(f"{self.config_file} has no top-level 'num_workers': bundle {self.name} does not take it")
         quiet = logging.getLogger("monai.bundle.workflows")
@@ -791,7 +797,7 @@ class Bundle:
         if self.logging_file is False:
             quiet.setLevel(logging.ERROR)  # "Logging file is set to False, skipping logging." at every call
         try:
-            workflow = ConfigWorkflow(
+            return ConfigWorkflow(
                 workflow_type="inference",
                 config_file=str(self.config_file),
                 meta_file=str(self.meta_file),
@@ -800,9 +806,11 @@ class Bundle:
             )
         finally:
             quiet.setLevel(level)
+
+    def _run_workflow(self, datalist: list[str], output_dir: Path, num_workers: int, recorder) -> None:
+        workflow = self.workflow(datalist, output_dir, num_workers)
         workflow.initialize()
-        evaluator = workflow.parser.get_parsed_content("evaluator")
-        recorder.attach(evaluator)
+        recorder.attach(workflow.parser.get_parsed_content("evaluator"))
         workflow.run()
         workflow.finalize()
 

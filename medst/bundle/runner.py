@@ -308,6 +308,7 @@ class OutputRecorder:
 
 # ---------------------------------------------------------------------------------------------- errors
 _WRITER_FAILED = "cannot find a suitable writer"
+_MAX_LINE = 600
 
 
 def _writer_reasons(message: str) -> list[str]:
@@ -331,14 +332,16 @@ def _own_line(e: BaseException) -> str:
     if _WRITER_FAILED in text:
         first = text.splitlines()[0]
         reasons = _writer_reasons(text)
-        return f"{first} because: {'; '.join(reasons)}" if reasons else first
-    line = " ".join(text.split("\n")[0].split()) if text else ""
+        return f"{type(e).__name__}: {first} because: {'; '.join(reasons)}" if reasons else f"{type(e).__name__}: {first}"
+    line = " ".join(text.split()) if text else ""  # the whole message on one line (MONAI's span several)
+    if len(line) > _MAX_LINE:
+        line = line[: _MAX_LINE - 3] + "..."
     return f"{type(e).__name__}: {line}" if line else type(e).__name__
 
 
 def error_chain(e: BaseException) -> list[str]:
     """One line per exception in ``e``'s chain (``__cause__``, else an implicit ``__context__``), outermost first;
-    a line that repeats an earlier one is left out. MONAI's "cannot find a suitable writer" gets each writer's
+    a line that repeats an earlier one is left out, and a message over several lines is joined into one. MONAI's "cannot find a suitable writer" gets each writer's
     reason appended (a read-only folder, a full disk, a refusal to overwrite the input)."""
     lines: list[str] = []
     seen: set[int] = set()
@@ -346,7 +349,7 @@ def error_chain(e: BaseException) -> list[str]:
     while cur is not None and id(cur) not in seen:
         seen.add(id(cur))
         line = _own_line(cur)
-        if not any(line == ln or line.split(": ", 1)[-1] in ln for ln in lines):
+        if line not in lines:
             lines.append(line)
         cur = cur.__cause__ if cur.__cause__ is not None else (None if cur.__suppress_context__ else cur.__context__)
     return lines
