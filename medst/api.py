@@ -338,7 +338,7 @@ class Bundle:
                 continue
             if key not in self._config.config:
                 raise ValueError(
-                    f"{self.config_file} has no top-level {key!r}: bundle {self.name} does not take that setting "
+                    f"{self.config_file} has no top-level {key!r}: bundle {self.path.name} does not take that setting "
                     f"(a bundle exposes it as \"{key}\": ... and refers to it as \"@{key}\" in its inferer)"
                 )
             if key == "roi_size":
@@ -365,7 +365,7 @@ class Bundle:
         if weights is not None:
             if "ckpt_path" not in self._config.config:
                 raise ValueError(
-                    f"{self.config_file} has no top-level 'ckpt_path': bundle {self.name} cannot load other weights"
+                    f"{self.config_file} has no top-level 'ckpt_path': bundle {self.path.name} cannot load other weights"
                 )
             self.weights_file = Path(weights).expanduser().resolve()
             overrides["ckpt_path"] = str(self.weights_file)
@@ -456,7 +456,7 @@ class Bundle:
         axes = f"{len(shape)} axes after the channel, spatial_shape {shape}" if shape else "any shape"
         what = {"numpy": "a .npy array", "video": f"a video ({' '.join(VIDEO_SUFFIXES)})",
                 "image": "a scan (NIfTI or what MONAI's readers read)"}[self.input_kind]
-        return f"bundle {self.name} expects {what} with {spec.get('num_channels', '?')} channel(s) and {axes}"
+        return f"bundle {self.path.name} expects {what} with {spec.get('num_channels', '?')} channel(s) and {axes}"
 
     def _check_file(self, p: Path) -> None:
         """Refuse a file the bundle cannot take (from its suffix and, for NIfTI, its header), saying what it takes."""
@@ -771,10 +771,10 @@ class Bundle:
                 return
             if not recorder.loading or recorder.done >= len(pending):
                 # before the first input (network, weights, handlers) or after the last: not one input's fault
-                raise PredictError(f"bundle {self.name}: its inference workflow failed outside of any one input "
+                raise PredictError(f"bundle {self.path.name}: its inference workflow failed outside of any one input "
                                    "(building the network, loading the weights, a handler)") from failure
             failed = items[pending[recorder.done]]
-            error = PredictError(f"{failed.name}: bundle {self.name} failed on this input", input=failed.name)
+            error = PredictError(f"{failed.name}: bundle {self.path.name} failed on this input", input=failed.name)
             error.__cause__ = failure
             if not skip_errors:
                 raise error
@@ -791,7 +791,7 @@ class Bundle:
         if "num_workers" in self._config.config:
             overrides["num_workers"] = int(num_workers)
         elif num_workers:
-            raise ValueError(f"{self.config_file} has no top-level 'num_workers': bundle {self.name} does not take it")
+            raise ValueError(f"{self.config_file} has no top-level 'num_workers': bundle {self.path.name} does not take it")
         quiet = logging.getLogger("monai.bundle.workflows")
         level = quiet.level
         if self.logging_file is False:

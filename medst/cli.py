@@ -209,10 +209,9 @@ def _messages(e: BaseException) -> list[str]:
     from .bundle.runner import error_chain
 
     lines = error_chain(e)
-    if lines and not isinstance(e, KeyError):  # medst's own message: no type name in front
-        own = str(e).strip().splitlines()
-        if own and "cannot find a suitable writer" not in own[0]:
-            lines[0] = own[0]
+    own = (str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)).strip().splitlines()
+    if lines and own and "cannot find a suitable writer" not in own[0]:
+        lines[0] = own[0]  # the outermost error's own message, without its type's name
     return lines
 
 

@@ -1,7 +1,9 @@
 """A tiny MONAI bundle in the model-zoo layout, written into a temporary folder for the API and CLI tests.
 
 One 3x3x3 convolution with random weights (1 -> 2 channels) behind the conventions medst's bundles follow:
-``configs/inference.json`` with ``bundle_root``, ``device``, ``dataset_dir``, ``output_dir``, ``network_def``,
+``configs/inference.json`` with ``bundle_root``, ``device``, ``dataset_dir``, ``output_dir``, ``datalist``, the
+inferer's settings as top-level ids (``roi_size``, ``sw_batch_size``, ``overlap``, ``precision``), ``num_workers``,
+``ckpt_path``, ``network_def``,
 ``network``, ``preprocessing`` (LoadImaged, EnsureChannelFirstd, Orientationd, Spacingd: a prediction must be inverted
 to land in the input's space), ``inferer``, ``postprocessing`` (Activationsd, Invertd, AsDiscreted, SaveImaged),
 ``dataset``, ``dataloader``, ``evaluator``, ``handlers``, ``initialize``, ``run``, ``finalize``;
@@ -86,11 +88,14 @@ def inference_config(bare: bool = False) -> dict:
         },
         "network": "$@network_def.to(@device)",
         "preprocessing": PREPROCESSING,
+        "precision": "fp32",
         "inferer": {
-            "_target_": "SlidingWindowInferer",
+            "_target_": "medst.inferers.VolumeInferer",
             "roi_size": "@roi_size",
             "sw_batch_size": "@sw_batch_size",
             "overlap": "@overlap",
+            "precision": "@precision",
+            "progress": False,
         },
         "postprocessing": BARE_POSTPROCESSING if bare else POSTPROCESSING,
         "dataset": {

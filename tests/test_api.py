@@ -307,12 +307,7 @@ def test_bundle_without_invert_or_save_is_run_as_it_is(t1, tmp_path):
 def test_precision_and_fp16_on_cpu(t1, tmp_path):
     from medst.inferers import VolumeInferer
 
-    def edit(cfg):
-        cfg["precision"] = "fp32"
-        cfg["inferer"] = {"_target_": "medst.inferers.VolumeInferer", "roi_size": "@roi_size", "overlap": "@overlap",
-                          "precision": "@precision"}
-
-    bundle = _edit_config(make_tiny_bundle(tmp_path, name="volume_inferer"), edit)
+    bundle = make_tiny_bundle(tmp_path, name="volume_inferer")
     ref = load_bundle(bundle, device="cpu", precision="fp32", roi_size=12)
     bf16 = load_bundle(bundle, device="cpu", precision="bf16", roi_size=12)
     wf = bf16.workflow([str(t1)], tmp_path / "x")
@@ -326,12 +321,22 @@ def test_precision_and_fp16_on_cpu(t1, tmp_path):
         load_bundle(bundle, device="cpu", precision="fp16")
 
 
+def test_a_setting_the_config_lacks(t1, tmp_path):
+    def edit(cfg):
+        del cfg["precision"]
+        cfg["inferer"] = {"_target_": "SlidingWindowInferer", "roi_size": "@roi_size", "overlap": "@overlap"}
+
+    stock = _edit_config(make_tiny_bundle(tmp_path, name="stock"), edit)
+    with pytest.raises(ValueError, match="has no top-level 'precision': bundle stock does not take that setting"):
+        load_bundle(stock, device="cpu", precision="bf16")
+    assert tuple(load_bundle(stock, device="cpu", roi_size=8).predict(t1).shape) == (1, 33, 41, 25)
+
+
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
         ({"precision": "fp8"}, ValueError, "precision must be one of"),
         ({"overlap": 1.5}, ValueError, "overlap must be in"),
-        ({"precision": "bf16"}, ValueError, "has no top-level 'precision': bundle tiny_seg does not take"),
         ({"config_overrides": {"roi_sise": [8, 8, 8]}}, KeyError, "no id 'roi_sise'.*did you mean roi_size"),
         ({"config_overrides": {"inferer#sw_batchsize": 2}}, KeyError, "did you mean inferer#sw_batch_size"),
         ({"config_overrides": {"output_dir": "x"}}, ValueError, "not config_overrides"),
