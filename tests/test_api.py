@@ -550,3 +550,103 @@ def test_on_error_skip_goes_on(seg, t1, tmp_path):
     assert _visible(tmp_path / "out") == ["a_seg.nii.gz", "c_seg.nii.gz"]
     with pytest.raises(ValueError, match="on_error"):
         seg.predict(t1, on_error="ignore")
+
+
+# ------------------------------------------------------------------------------------------------ shipped bundles
+REPO_BUNDLES = find_bundles(WORKTREE / "bundles")
+
+
+def _small_input(bundle: Path, folder: Path) -> Path:
+    """A small input each shipped bundle takes, so that three runs of it stay fast."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    if bundle.name.startswith("brain_"):  # a crop of ITK's KmeansTest head (2 x 2 x 3 mm), its affine moved along
+        img = nib.load(WORKTREE / "bundles" / "brain_extraction_unetr" / "sample" / "itk_kmeanstest_t1.nii.gz")
+        start = np.array([40, 40, 20])
+        affine = img.affine.copy()
+        affine[:3, 3] = img.affine[:3, :3] @ start + img.affine[:3, 3]
+        crop = np.asarray(img.dataobj)[40:88, 40:88, 20:44]
+        path = folder / "head_crop.nii.gz"
+        nib.save(nib.Nifti1Image(crop, affine, img.header), str(path))
+        return path
+    if bundle.name.startswith("cardiac_"):
+        return next((bundle / "sample").glob("*.nii.gz"))
+    frames = np.zeros((10, 64, 64), np.uint8)  # a bright square moving right over a faint background
+    for t in range(10):
+        frames[t, 20:36, 4 + 3 * t : 20 + 3 * t] = 230
+    frames += rng.integers(0, 20, frames.shape, dtype=np.uint8)
+    if bundle.name == "moving_digits_convlstm_prediction":
+        path = folder / "square.npy"
+        np.save(path, frames)
+        return path
+    from medst.data import write_video
+
+    return write_video(frames, folder / "square.mkv", fps=10.0)
+
+
+def _read_any(path: Path):
+    from PIL import Image
+
+    from medst.api import VIDEO_SUFFIXES, _suffix
+    from medst.data import read_video
+
+    s = _suffix(path)
+    if s in (".nii", ".nii.gz"):
+        img = nib.load(path)
+        return np.asarray(img.dataobj), img.affine, img.header.get_zooms()
+    if s in VIDEO_SUFFIXES:
+        frames, meta = read_video(path)
+        return frames, meta["fps"]
+    if s == ".png":
+        return np.asarray(Image.open(path))
+    return path.read_bytes()
+
+
+def _assert_same_outputs(ref: Path, other: Path) -> None:
+    """Every output decoded and compared exactly; a lossy video (.mp4, .webm, .mov: H.264 / VP9, whose multi-threaded
+    encoders do not give the same bits twice, even for the same frames in one process) to within 3 grey levels on
+    average, with the same frame count and rate."""
+    names = _visible(ref)
+    assert names and _visible(other) == names, (names, _visible(other))
+    for name in names:
+        a, b = _read_any(ref / name), _read_any(other / name)
+        if name.endswith((".mp4", ".webm", ".mov")):
+            assert a[0].shape == b[0].shape and a[1] == b[1], f"{other / name}: frames or rate differ"
+            diff = np.abs(a[0].astype(np.int16) - b[0].astype(np.int16)).mean()
+            assert diff < 3.0, f"{other / name} differs by {diff:.2f} grey levels on average"
+            continue
+        for x, y in zip(a, b) if isinstance(a, tuple) else [(a, b)]:
+            np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=f"{other / name} differs")
+
+
+@pytest.mark.parametrize("bundle", REPO_BUNDLES, ids=[b.name for b in REPO_BUNDLES])
+def test_api_cli_and_monai_bundle_run_agree(bundle, tmp_path, monkeypatch):
+    """One runner: ``python -m monai.bundle run``, ``medst predict`` and ``load_bundle().predict`` write the same
+    outputs (every file the bundle writes: NIfTI, videos, PNGs), decoded and compared exactly."""
+    from medst.cli import main
+
+    src = _small_input(bundle, tmp_path / "in")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in the monai.bundle subprocess: the same float reductions everywhere
+    try:
+        cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(bundle / "configs" / "inference.json"),
+               "--meta_file", str(bundle / "configs" / "metadata.json"), "--logging_file", "False",
+               "--bundle_root", str(bundle), "--datalist", repr([str(src)]), "--output_dir", str(tmp_path / "monai"),
+               "--device", "$torch.device('cpu')"]
+        env = dict(os.environ, PYTHONPATH=str(WORKTREE), OMP_NUM_THREADS="1")
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert main(["predict", "-b", str(bundle), str(src), "-o", str(tmp_path / "cli"), "--device", "cpu",
+                     "--no-progress"]) == 0
+        b = load_bundle(bundle, device="cpu")
+        pred = b.predict(src, output_dir=tmp_path / "api")
+        assert isinstance(pred, MetaTensor) and b.last_predicted == [str(src)]
+        arr = b.predict(LoadImage(image_only=True, ensure_channel_first=True)(str(src))) if src.suffix != ".npy" else None
+    finally:
+        torch.set_num_threads(threads)
+    _assert_same_outputs(tmp_path / "monai", tmp_path / "cli")
+    _assert_same_outputs(tmp_path / "monai", tmp_path / "api")
+    if arr is not None:  # an array input runs the whole bundle too (the brain bundles' overlay step included)
+        np.testing.assert_array_equal(arr.numpy(), pred.numpy())
+    b.predict(src, output_dir=tmp_path / "api")
+    assert b.last_skipped == [str(src)]  # every output there: finished
