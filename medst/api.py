@@ -1,34 +1,29 @@
-"""Plain-Python entry points for research scripts: load a MONAI bundle, predict, save in the input's space.
+"""Plain-Python entry points for research scripts: load a MONAI bundle, run its inference workflow, get the results.
 
 Three lines from import to a saved segmentation::
 
     import medst
-    seg = medst.load_bundle("bundles/brain_extraction")
+    seg = medst.load_bundle("bundles/brain_extraction_unetr")
     labels = seg.predict("scan.nii.gz", output_dir="out/")
 
 A bundle is any folder in the MONAI model-zoo layout: ``configs/inference.json`` (or ``.yaml``),
-``configs/metadata.json`` and ``models/model.pt``. The bundle's own config is used through
-:class:`monai.bundle.ConfigParser`: its ``network_def``, ``preprocessing``, ``inferer`` and ``postprocessing``
-(typically ``Activationsd``/``AsDiscreted``, ``Invertd`` and ``SaveImaged(output_dir="@output_dir")``), so a
-prediction is inverted back into the input's space (affine, orientation, spacing, frame rate) by the same transforms
-that ``python -m monai.bundle run`` would use. Weights are read with ``torch.load(..., weights_only=True)``:
-tensors only, never arbitrary pickled objects.
+``configs/metadata.json`` and ``models/model.pt``. :meth:`Bundle.predict` runs the bundle's own inference workflow,
+``monai.bundle.ConfigWorkflow(workflow_type="inference")``, the one ``python -m monai.bundle run`` runs, so the
+outputs are the same file for file; medst changes nothing inside the config. It sets these top-level ids, which a
+bundle's ``configs/inference.json`` provides (a missing one is an error naming it when its setting is asked for):
 
-What a bundle's ``configs/inference.json`` must provide for :func:`load_bundle`:
+- ``datalist``: the input files (the bundle's ``dataset`` reads ``@datalist``); ``output_dir``; ``bundle_root``;
+  ``device``;
+- ``precision``, ``roi_size``, ``overlap``, ``sw_batch_size`` (its ``inferer`` refers to them), ``num_workers``
+  (its ``dataloader``) and ``ckpt_path`` (its ``CheckpointLoader``), when asked for.
 
-- ``network_def`` (or ``network``): the network, whose ``state_dict`` is ``models/model.pt`` (a plain state dict,
-  or ``{"model": state_dict}``);
-- ``preprocessing``: a ``Compose`` of dict transforms on the key ``"image"`` that starts with ``LoadImaged``
-  (array inputs skip it and ``EnsureChannelFirstd``: they enter channel-first);
-- ``inferer``: a MONAI ``Inferer`` called as ``inferer(image_batch, network)`` that returns the logits (or labels)
-  as ``(1, K, *spatial)``; ``roi_size``, ``overlap``, ``sw_batch_size`` and ``precision`` are overridden by name;
-- ``postprocessing``: a ``Compose`` on the key ``"pred"`` (with the preprocessed ``"image"`` beside it), usually
-  ``Activationsd``/``AsDiscreted``, ``Invertd(keys="pred", transform="@preprocessing", orig_keys="image")`` and
-  ``SaveImaged(keys="pred", output_dir="@output_dir", ...)`` (several are fine: a NIfTI, a label video, an
-  overlay); where there is no ``Invertd`` medst adds one before the first ``SaveImaged`` (acting only while
-  ``pred`` is still in the preprocessed grid), and where there is no ``SaveImaged`` it saves ``pred`` itself;
-- the keys ``bundle_root``, ``device`` and ``output_dir``, which medst sets. ``configs/metadata.json`` is read for
-  the name and, for array inputs, ``network_data_format.inputs.image.spatial_shape`` (how many axes follow C).
+What medst adds is what a bundle cannot know: arrays become temporary files in the format the bundle reads
+(NIfTI, a lossless video, ``.npy``: see :meth:`Bundle.predict`); a folder becomes a sorted list of its files
+(without hidden files and without what a medst run wrote there); an input the bundle cannot take (a 2D image for a
+3D bundle, a NIfTI for a video bundle) is refused with what the bundle expects (from ``configs/metadata.json``'s
+``network_data_format``); finished inputs are skipped (see :mod:`medst.bundle.runner`); the predictions are
+returned. Weights are checked with ``torch.load(..., weights_only=True)`` before the run (tensors only; an empty or
+truncated file is named), as MONAI's ``CheckpointLoader`` then loads them.
 
 Importing this module is cheap: torch and MONAI are imported when a bundle is loaded.
 """
