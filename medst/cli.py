@@ -210,7 +210,7 @@ def _messages(e: BaseException) -> list[str]:
 
     lines = error_chain(e)
     own = (str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)).strip().splitlines()
-    if lines and own and "cannot find a suitable writer" not in own[0]:
+    if lines and own and "cannot find a suitable" not in own[0]:
         lines[0] = own[0]  # the outermost error's own message, without its type's name
     return lines
 

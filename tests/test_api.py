@@ -650,3 +650,59 @@ def test_api_cli_and_monai_bundle_run_agree(bundle, tmp_path, monkeypatch):
         np.testing.assert_array_equal(arr.numpy(), pred.numpy())
     b.predict(src, output_dir=tmp_path / "api")
     assert b.last_skipped == [str(src)]  # every output there: finished
+
+
+@pytest.mark.parametrize("bundle", REPO_BUNDLES, ids=[b.name for b in REPO_BUNDLES])
+def test_multi_gpu_inference_with_two_cpu_processes(bundle, tmp_path):
+    """``configs/multi_gpu_inference.json`` over ``inference.json`` under torchrun: a DistributedSampler gives each of
+    the two (gloo) ranks its share of three inputs; every input's outputs are written once, as one process writes
+    them."""
+    src = _small_input(bundle, tmp_path / "in")
+    names = ["a", "b", "c"]
+    suffix = "".join(src.suffixes[-2:]) if src.name.endswith(".nii.gz") else src.suffix
+    inputs = []
+    for n in names:
+        shutil.copy(src, tmp_path / "in" / f"{n}{suffix}")
+        inputs.append(str(tmp_path / "in" / f"{n}{suffix}"))
+    configs = [str(bundle / "configs" / f) for f in ("inference.json", "multi_gpu_inference.json")]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "monai.bundle",
+           "run", "--config_file", repr(configs), "--meta_file", str(bundle / "configs" / "metadata.json"),
+           "--logging_file", "False", "--bundle_root", str(bundle), "--datalist", repr(inputs),
+           "--output_dir", str(tmp_path / "dist"),
+           # each rank says how many inputs its sampler gave it, then the config's own finalize
+           "--finalize", repr(["$print('rank', dist.get_rank(), 'inputs', len(@dataloader), flush=True)",
+                               *json.loads((bundle / "configs" / "multi_gpu_inference.json").read_text())["finalize"]])]
+    env = dict(os.environ, PYTHONPATH=str(WORKTREE), OMP_NUM_THREADS="1")
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    shares = sorted(line.split()[1:] for line in done.stdout.splitlines() if line.startswith("rank "))
+    assert shares == [["0", "inputs", "2"], ["1", "inputs", "1"]], done.stdout[-2000:]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        load_bundle(bundle, device="cpu").predict(inputs[0], output_dir=tmp_path / "one")
+    finally:
+        torch.set_num_threads(threads)
+    one = _visible(tmp_path / "one")
+    written = _visible(tmp_path / "dist")
+    assert written == sorted(n.replace("a", m, 1) for m in names for n in one), written
+    for name in one:  # rank 0's first input, as one process writes it
+        a, b = _read_any(tmp_path / "one" / name), _read_any(tmp_path / "dist" / name)
+        if not name.endswith((".mp4", ".webm", ".mov")):
+            for x, y in zip(a, b) if isinstance(a, tuple) else [(a, b)]:
+                np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=name)
+
+
+def test_a_named_readers_error_reaches_the_user(tmp_path):
+    """A bundle that names its reader (VideoReader): MONAI's "cannot find a suitable reader" gets the reason."""
+    from medst.bundle.runner import error_chain
+
+    vid = load_bundle(make_tiny_video_bundle(tmp_path), device="cpu")
+    bad = tmp_path / "clip.mkv"
+    bad.write_bytes(b"\x1aE\xdf\xa3 not really matroska")
+    with pytest.raises(PredictError, match="clip.mkv: bundle tiny_video_seg failed on this input") as info:
+        vid.predict(bad)
+    chain = error_chain(info.value)
+    reader_line = next(line for line in chain if "cannot find a suitable reader" in line)
+    assert " because: " in reader_line and "clip.mkv" in reader_line.split(" because: ")[1], chain

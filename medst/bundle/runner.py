@@ -307,12 +307,13 @@ class OutputRecorder:
 
 
 # ---------------------------------------------------------------------------------------------- errors
-_WRITER_FAILED = "cannot find a suitable writer"
+_FOLDED = ("cannot find a suitable writer", "cannot find a suitable reader")
 _MAX_LINE = 600
 
 
 def _writer_reasons(message: str) -> list[str]:
-    """The last line of each traceback that ``SaveImage`` folded into its "cannot find a suitable writer" error."""
+    """The last line of each traceback that ``SaveImage`` (``LoadImage``) folded into its "cannot find a suitable
+    writer (reader)" error."""
     reasons = []
     for block in message.split("Traceback (most recent call last):")[1:]:
         lines = [ln.strip() for ln in block.strip().splitlines() if ln.strip()]
@@ -329,7 +330,7 @@ def _own_line(e: BaseException) -> str:
     text = str(e).strip()
     if isinstance(e, KeyError) and e.args:
         text = str(e.args[0])
-    if _WRITER_FAILED in text:
+    if any(f in text for f in _FOLDED):
         first = text.splitlines()[0]
         reasons = _writer_reasons(text)
         return f"{type(e).__name__}: {first} because: {'; '.join(reasons)}" if reasons else f"{type(e).__name__}: {first}"
@@ -341,8 +342,9 @@ def _own_line(e: BaseException) -> str:
 
 def error_chain(e: BaseException) -> list[str]:
     """One line per exception in ``e``'s chain (``__cause__``, else an implicit ``__context__``), outermost first;
-    a line that repeats an earlier one is left out, and a message over several lines is joined into one. MONAI's "cannot find a suitable writer" gets each writer's
-    reason appended (a read-only folder, a full disk, a refusal to overwrite the input)."""
+    a line that repeats an earlier one is left out, and a message over several lines is joined into one. MONAI's
+    "cannot find a suitable writer" (and "reader") gets each writer's (reader's) reason appended (a read-only
+    folder, a full disk, a refusal to overwrite the input, a corrupt file)."""
     lines: list[str] = []
     seen: set[int] = set()
     cur: BaseException | None = e
