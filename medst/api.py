@@ -523,7 +523,7 @@ class Bundle:
         if _suffix(p) not in SUPPORTED_SUFFIXES:
             logger.warning("%s: suffix %r is not one medst knows; trying MONAI's readers", p, _suffix(p))
         self._check_file(p)
-        path = str(p.expanduser().absolute())
+        path = os.path.abspath(p.expanduser())
         return _Item(key=path, file=path, source=Path(path), name=str(p))
 
     def _array_item(self, x: Any, index: int, channel_first: bool | None) -> _Item:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -652,23 +653,23 @@ def test_api_cli_and_monai_bundle_run_agree(bundle, tmp_path, monkeypatch):
     assert b.last_skipped == [str(src)]  # every output there: finished
 
 
-@pytest.mark.parametrize("bundle", REPO_BUNDLES, ids=[b.name for b in REPO_BUNDLES])
-def test_multi_gpu_inference_with_two_cpu_processes(bundle, tmp_path):
-    """``configs/multi_gpu_inference.json`` over ``inference.json`` under torchrun: a DistributedSampler gives each of
-    the two (gloo) ranks its share of three inputs; every input's outputs are written once, as one process writes
-    them."""
-    src = _small_input(bundle, tmp_path / "in")
-    names = ["a", "b", "c"]
+def _three_inputs(bundle: Path, folder: Path) -> list[str]:
+    src = _small_input(bundle, folder)
     suffix = "".join(src.suffixes[-2:]) if src.name.endswith(".nii.gz") else src.suffix
     inputs = []
-    for n in names:
-        shutil.copy(src, tmp_path / "in" / f"{n}{suffix}")
-        inputs.append(str(tmp_path / "in" / f"{n}{suffix}"))
+    for n in ("a", "b", "c"):
+        shutil.copy(src, folder / f"{n}{suffix}")
+        inputs.append(str(folder / f"{n}{suffix}"))
+    return inputs
+
+
+def _torchrun(bundle: Path, inputs: list[str], out: Path) -> list[list[str]]:
+    """``multi_gpu_inference.json`` over ``inference.json`` with two gloo ranks; returns each rank's input count."""
     configs = [str(bundle / "configs" / f) for f in ("inference.json", "multi_gpu_inference.json")]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "monai.bundle",
            "run", "--config_file", repr(configs), "--meta_file", str(bundle / "configs" / "metadata.json"),
            "--logging_file", "False", "--bundle_root", str(bundle), "--datalist", repr(inputs),
-           "--output_dir", str(tmp_path / "dist"),
+           "--output_dir", str(out),
            # each rank says how many inputs its sampler gave it, then the config's own finalize
            "--finalize", repr(["$print('rank', dist.get_rank(), 'inputs', len(@dataloader), flush=True)",
                                *json.loads((bundle / "configs" / "multi_gpu_inference.json").read_text())["finalize"]])]
@@ -676,8 +677,15 @@ def test_multi_gpu_inference_with_two_cpu_processes(bundle, tmp_path):
     env.pop("CUDA_VISIBLE_DEVICES", None)
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    shares = sorted(line.split()[1:] for line in done.stdout.splitlines() if line.startswith("rank "))
-    assert shares == [["0", "inputs", "2"], ["1", "inputs", "1"]], done.stdout[-2000:]
+    return sorted([r, "inputs", n] for r, n in re.findall(r"rank (\d+) inputs (\d+)", done.stdout))
+
+
+@pytest.mark.parametrize("bundle", REPO_BUNDLES, ids=[b.name for b in REPO_BUNDLES])
+def test_multi_gpu_inference_with_two_cpu_processes(bundle, tmp_path):
+    """``configs/multi_gpu_inference.json`` under torchrun: a DistributedSampler gives each of the two (gloo) ranks
+    its share of three inputs; every input's outputs are written once, as one process writes them."""
+    inputs = _three_inputs(bundle, tmp_path / "in")
+    assert _torchrun(bundle, inputs, tmp_path / "dist") == [["0", "inputs", "2"], ["1", "inputs", "1"]]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -686,12 +694,34 @@ def test_multi_gpu_inference_with_two_cpu_processes(bundle, tmp_path):
         torch.set_num_threads(threads)
     one = _visible(tmp_path / "one")
     written = _visible(tmp_path / "dist")
-    assert written == sorted(n.replace("a", m, 1) for m in names for n in one), written
+    assert written == sorted(n.replace("a", m, 1) for m in "abc" for n in one), written
     for name in one:  # rank 0's first input, as one process writes it
         a, b = _read_any(tmp_path / "one" / name), _read_any(tmp_path / "dist" / name)
         if not name.endswith((".mp4", ".webm", ".mov")):
             for x, y in zip(a, b) if isinstance(a, tuple) else [(a, b)]:
                 np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=name)
+
+
+def test_multi_gpu_inference_skips_finished_outputs_across_ranks(tmp_path):
+    bundle = WORKTREE / "bundles" / "cardiac_phantom_convlstm4d_segmentation"
+    inputs = _three_inputs(bundle, tmp_path / "in")
+    out = tmp_path / "dist"
+    assert _torchrun(bundle, inputs, out) == [["0", "inputs", "2"], ["1", "inputs", "1"]]
+    assert sorted(p.name for p in out.glob(".medst-outputs-rank*.json")) == [
+        ".medst-outputs-rank0.json", ".medst-outputs-rank1.json"]
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("*_seg.nii.gz")}
+    assert _torchrun(bundle, inputs, out) == [["0", "inputs", "0"], ["1", "inputs", "0"]]  # all finished
+    (out / "b_seg.nii.gz").unlink()
+    assert _torchrun(bundle, inputs, out) == [["0", "inputs", "1"], ["1", "inputs", "0"]]  # only b again
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*_seg.nii.gz") if p.name != "b_seg.nii.gz"} == {
+        k: v for k, v in stamps.items() if k != "b_seg.nii.gz"}
+    # one process reads the ranks' records: nothing left to do; it folds them into its own record
+    b = load_bundle(bundle, device="cpu")
+    b.predict(inputs, output_dir=out, return_predictions=False)
+    assert b.last_predicted == [] and len(b.last_skipped) == 3
+    (out / "c_seg.nii.gz").unlink()
+    b.predict(inputs, output_dir=out, return_predictions=False)
+    assert b.last_predicted == [inputs[2]] and not list(out.glob(".medst-outputs-rank*.json"))
 
 
 def test_a_named_readers_error_reaches_the_user(tmp_path):

@@ -134,32 +134,61 @@ class OutputManifest:
     """The finished inputs of one output folder: ``{input: {"outputs": [names relative to the folder], "input":
     [size, mtime_ns]}}`` in ``<folder>/.medst-outputs.json``, written atomically after each input.
 
+    Several processes writing into one folder (the ranks of a ``multi_gpu_inference`` run) each keep their own file,
+    ``.medst-outputs-<writer>.json``; every file is read, and a single-process run folds them into the main one.
+
     Args:
         folder: the output folder.
+        writer: ``None`` for the main record; a name (``"rank0"``) for one of several concurrent writers.
     """
 
-    def __init__(self, folder: str | os.PathLike) -> None:
+    def __init__(self, folder: str | os.PathLike, writer: str | None = None) -> None:
         self.folder = Path(folder)
-        self.path = self.folder / MANIFEST_NAME
+        self.writer = writer
+        self.path = self.folder / (MANIFEST_NAME if writer is None else f".medst-outputs-{writer}.json")
         self.entries: dict[str, dict[str, Any]] = {}
-        if self.path.is_file():
+        self._own: set[str] = set()
+        self._others = sorted(self.folder.glob(".medst-outputs-*.json")) if self.folder.is_dir() else []
+        main = self.folder / MANIFEST_NAME
+        for f in [main, *self._others]:
+            if not f.is_file():
+                continue
             try:
-                data = json.loads(self.path.read_text())
-                self.entries = dict(data.get("inputs", {}))
+                data = json.loads(f.read_text())
+                self.entries.update(dict(data.get("inputs", {})))
+                if f == self.path:
+                    self._own |= set(data.get("inputs", {}))
             except (OSError, ValueError, AttributeError) as e:
-                logger.warning("%s is unreadable (%s): every input counts as unfinished", self.path, e)
+                logger.warning("%s is unreadable (%s): its inputs count as unfinished", f, e)
 
     def save(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
+        entries = self.entries if self.writer is None else {k: self.entries[k] for k in self._own if k in self.entries}
         fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", suffix=".json", dir=self.folder)
         try:
             with os.fdopen(fd, "w") as f:
-                json.dump({"version": 1, "inputs": self.entries}, f, indent=1)
+                json.dump({"version": 1, "inputs": entries}, f, indent=1)
             os.replace(tmp, self.path)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
+        if self.writer is None:  # the writers' records are in the main one now
+            for f in self._others:
+                with contextlib.suppress(OSError):
+                    f.unlink()
+            self._others = []
+
+    def unfinished(self, data: Sequence[Any], key: str = "image") -> list[Any]:
+        """The items of a datalist (paths, or dicts with the path under ``key``) whose input is not finished."""
+        todo = []
+        for d in data:
+            path = os.path.abspath(d[key] if isinstance(d, dict) else d)
+            if self.unfinished_reason(path, Path(path)) is not None:
+                todo.append(d)
+            else:
+                logger.info("skip %s: its outputs are there", path)
+        return todo
 
     def outputs(self, key: str) -> list[Path]:
         entry = self.entries.get(key) or {}
@@ -178,6 +207,7 @@ class OutputManifest:
                 names.append(str(Path(p).resolve()))
         self.entries[key] = {"outputs": names, "input": _stat_key(source) if source is not None else None,
                              "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        self._own.add(key)
 
     def forget(self, keys: Sequence[str]) -> None:
         """Mark inputs unfinished (before they are redone with ``overwrite``: a failed redo is then recognised)."""
@@ -233,18 +263,22 @@ class OutputRecorder:
         output_dir: the bundle's ``output_dir``.
         keys: for each entry of the datalist, in order, the manifest key of that input (its path, or a name for an
             array).
-        sources: for each entry, the input file that it reads (for the manifest's change check).
+        sources: for each entry, the input file that it reads (for the manifest's change check); default: the keys.
         manifest: where finished inputs are recorded; ``None``: nothing recorded.
         keep_predictions: keep each input's ``pred`` (on the CPU) in :attr:`predictions`.
         pred_key: the key of the prediction in the evaluator's output.
         progress: a tqdm bar over the inputs.
+        match_names: a file counts as an input's output only when its name starts with the input's (needed where
+            other processes write into the same folder at the same time).
     """
 
-    def __init__(self, output_dir, keys, sources, manifest=None, keep_predictions=True, pred_key="pred",
-                 progress=False):
+    def __init__(self, output_dir, keys, sources=None, manifest=None, keep_predictions=True, pred_key="pred",
+                 progress=False, match_names=False):
         self.output_dir = Path(output_dir)
-        self.keys = list(keys)
-        self.sources = list(sources)
+        self.keys = [str(k) for k in keys]
+        sources = self.keys if sources is None else sources
+        self.sources = [Path(s) if s is not None else None for s in sources]
+        self.match_names = match_names
         self.manifest = manifest
         self.keep_predictions = keep_predictions
         self.pred_key = pred_key
@@ -287,11 +321,11 @@ class OutputRecorder:
         n = max(len(items), 1)
         batch_keys = self.keys[self.done : self.done + n]
         for j, key in enumerate(batch_keys):
-            if n == 1:
+            if n == 1 and not self.match_names:
                 mine = changed
-            else:  # several inputs per batch: a file belongs to the input whose name it starts with
+            else:  # several inputs per batch, or several writers: a file belongs to the input whose name it starts with
                 stem = Path(key).name.split(".")[0]
-                mine = [p for p in changed if Path(p).name.startswith(stem)]
+                mine = [p for p in changed if Path(p).name.startswith((f"{stem}_", f"{stem}."))]
             self.written[key] = [Path(p) for p in mine]
             if self.keep_predictions and j < len(items) and isinstance(items[j], dict) and self.pred_key in items[j]:
                 pred = items[j][self.pred_key]
