@@ -760,8 +760,8 @@ class Bundle:
                         if saved and manifest is not None:
                             pred.meta["saved_to"] = str(saved[0])
                     results[i] = pred
-                else:
-                    results[i] = _one_or_list(saved)
+                else:  # without an output_dir the files were in a temporary folder, removed now
+                    results[i] = _one_or_list(saved) if manifest is not None else None
             if failure is None:
                 return
             if not recorder.loading or recorder.done >= len(pending):
