@@ -360,7 +360,8 @@ class Bundle:
         if weights is not None:
             if "ckpt_path" not in self._config.config:
                 raise ValueError(
-                    f"{self.config_file} has no top-level 'ckpt_path': bundle {self.path.name} cannot load other weights"
+                    f"{self.config_file} has no top-level 'ckpt_path': bundle {self.path.name} cannot load other "
+                    "weights"
                 )
             self.weights_file = Path(weights).expanduser().resolve()
             overrides["ckpt_path"] = str(self.weights_file)
@@ -407,7 +408,8 @@ class Bundle:
             pass
         ids = _all_ids(self._config.config)
         close = difflib.get_close_matches(key, ids, n=5, cutoff=0.6)
-        hint = f"; did you mean {', '.join(close)}?" if close else f"; its top-level ids: {', '.join(self._config.config)}"
+        top = ", ".join(self._config.config)
+        hint = f"; did you mean {', '.join(close)}?" if close else f"; its top-level ids: {top}"
         raise KeyError(f"{self.config_file} has no id {key!r} to override{hint}")
 
     @property
@@ -786,7 +788,9 @@ class Bundle:
         if "num_workers" in self._config.config:
             overrides["num_workers"] = int(num_workers)
         elif num_workers:
-            raise ValueError(f"{self.config_file} has no top-level 'num_workers': bundle {self.path.name} does not take it")
+            raise ValueError(
+                f"{self.config_file} has no top-level 'num_workers': bundle {self.path.name} does not take it"
+            )
         quiet = logging.getLogger("monai.bundle.workflows")
         level = quiet.level
         if self.logging_file is False:

@@ -147,7 +147,8 @@ def test_folder_and_list_resume(seg, t1, tmp_path):
     # a batch "killed" after its first input: only the other two are predicted on the next run
     seg.predict(str(data / "a.nii"), output_dir=out)
     preds = seg.predict(data, output_dir=out, num_workers=1)
-    assert seg.last_skipped == [str(data / "a.nii")] and seg.last_predicted == [str(data / n) for n in ("b.nii", "c.nii")]
+    assert seg.last_skipped == [str(data / "a.nii")]
+    assert seg.last_predicted == [str(data / n) for n in ("b.nii", "c.nii")]
     assert len(preds) == 3 and all(tuple(p.shape) == (1, 33, 41, 25) for p in preds)
     assert _visible(out) == ["a_seg.nii.gz", "b_seg.nii.gz", "c_seg.nii.gz"]
     # the same data, same network: same labels for every copy, read back or predicted
@@ -642,7 +643,8 @@ def test_api_cli_and_monai_bundle_run_agree(bundle, tmp_path, monkeypatch):
         b = load_bundle(bundle, device="cpu")
         pred = b.predict(src, output_dir=tmp_path / "api")
         assert isinstance(pred, MetaTensor) and b.last_predicted == [str(src)]
-        arr = b.predict(LoadImage(image_only=True, ensure_channel_first=True)(str(src))) if src.suffix != ".npy" else None
+        loaded = LoadImage(image_only=True, ensure_channel_first=True)(str(src)) if src.suffix != ".npy" else None
+        arr = b.predict(loaded) if loaded is not None else None
     finally:
         torch.set_num_threads(threads)
     _assert_same_outputs(tmp_path / "monai", tmp_path / "cli")

@@ -367,7 +367,8 @@ def _own_line(e: BaseException) -> str:
     if any(f in text for f in _FOLDED):
         first = text.splitlines()[0]
         reasons = _writer_reasons(text)
-        return f"{type(e).__name__}: {first} because: {'; '.join(reasons)}" if reasons else f"{type(e).__name__}: {first}"
+        because = f" because: {'; '.join(reasons)}" if reasons else ""
+        return f"{type(e).__name__}: {first}{because}"
     line = " ".join(text.split()) if text else ""  # the whole message on one line (MONAI's span several)
     if len(line) > _MAX_LINE:
         line = line[: _MAX_LINE - 3] + "..."
