@@ -643,14 +643,17 @@ def test_api_cli_and_monai_bundle_run_agree(bundle, tmp_path, monkeypatch):
         b = load_bundle(bundle, device="cpu")
         pred = b.predict(src, output_dir=tmp_path / "api")
         assert isinstance(pred, MetaTensor) and b.last_predicted == [str(src)]
-        loaded = LoadImage(image_only=True, ensure_channel_first=True)(str(src)) if src.suffix != ".npy" else None
-        arr = b.predict(loaded) if loaded is not None else None
+        if src.suffix == ".npy":  # (1, T, H, W), as the bundle's EnsureChannelFirstd(channel_dim="no_channel") gives
+            loaded = np.load(src)[None].astype(np.float32)
+        else:
+            loaded = LoadImage(image_only=True, ensure_channel_first=True)(str(src))
+        arr = b.predict(loaded)
     finally:
         torch.set_num_threads(threads)
     _assert_same_outputs(tmp_path / "monai", tmp_path / "cli")
     _assert_same_outputs(tmp_path / "monai", tmp_path / "api")
-    if arr is not None:  # an array input runs the whole bundle too (the brain bundles' overlay step included)
-        np.testing.assert_array_equal(arr.numpy(), pred.numpy())
+    # an array input runs the whole bundle too (the brain bundles' overlay step included): the same answer
+    np.testing.assert_array_equal(arr.numpy(), pred.numpy())
     b.predict(src, output_dir=tmp_path / "api")
     assert b.last_skipped == [str(src)]  # every output there: finished
 
