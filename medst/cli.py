@@ -215,6 +215,14 @@ def _messages(e: BaseException) -> list[str]:
     return lines
 
 
+class _NoTraceback(logging.Filter):
+    """Log records keep their message and lose their traceback (``-v`` keeps it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        return True
+
+
 _COMMANDS = {"predict": _predict, "list": _list, "info": _info}
 
 
@@ -228,6 +236,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("medst").setLevel(level)
+    if not args.verbose:  # a bundle's handlers log a failure with its traceback; medst prints the chain instead
+        for handler in logging.getLogger().handlers:
+            if not any(isinstance(f, _NoTraceback) for f in handler.filters):
+                handler.addFilter(_NoTraceback())
     try:
         return _COMMANDS[args.command](args)
     except KeyboardInterrupt as e:

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -190,3 +192,20 @@ def test_wrong_dimensions_in_the_cli(bundles, tmp_path, capsys):
     assert main(["predict", "-b", str(bundles / "tiny_seg"), str(f), "-o", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err
     assert "slice.nii.gz: a 2D image of shape (20, 18); bundle tiny_seg expects a scan" in err
+
+
+def test_a_failure_prints_the_chain_without_tracebacks(bundles, tmp_path):
+    broken = tmp_path / "broken.nii.gz"
+    broken.write_bytes(b"\x1f\x8b not really gzip")
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]), OMP_NUM_THREADS="1")
+    done = subprocess.run(
+        [sys.executable, "-m", "medst.cli", "predict", "-b", str(bundles / "tiny_seg"), str(broken), "-o",
+         str(tmp_path / "out"), "--device", "cpu"],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr, done.stderr
+    lines = done.stderr.strip().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("medst predict: error: "))
+    assert f"{broken}: bundle tiny_seg failed on this input" in lines[start]
+    assert all(line.startswith("  caused by: ") for line in lines[start + 1 :]) and len(lines) > start + 2
