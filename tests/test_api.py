@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -675,14 +674,19 @@ def _torchrun(bundle: Path, inputs: list[str], out: Path) -> list[list[str]]:
            "run", "--config_file", repr(configs), "--meta_file", str(bundle / "configs" / "metadata.json"),
            "--logging_file", "False", "--bundle_root", str(bundle), "--datalist", repr(inputs),
            "--output_dir", str(out),
-           # each rank says how many inputs its sampler gave it, then the config's own finalize
-           "--finalize", repr(["$print('rank', dist.get_rank(), 'inputs', len(@dataloader), flush=True)",
+           # each rank writes how many inputs it got (the ranks' stdout lines can be lost or interleaved), then the
+           # config's own finalize
+           "--finalize", repr(["$open(os.path.join(@output_dir, '.rank%d-inputs' % dist.get_rank()), 'w')"
+                               ".write(str(len(@dataloader)))",
                                *json.loads((bundle / "configs" / "multi_gpu_inference.json").read_text())["finalize"]])]
     env = dict(os.environ, PYTHONPATH=str(WORKTREE), OMP_NUM_THREADS="1")
     env.pop("CUDA_VISIBLE_DEVICES", None)
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    return sorted([r, "inputs", n] for r, n in re.findall(r"rank (\d+) inputs (\d+)", done.stdout))
+    shares = sorted([f.name[len(".rank"):-len("-inputs")], "inputs", f.read_text()] for f in out.glob(".rank*-inputs"))
+    for f in out.glob(".rank*-inputs"):
+        f.unlink()
+    return shares
 
 
 @pytest.mark.parametrize("bundle", REPO_BUNDLES, ids=[b.name for b in REPO_BUNDLES])
