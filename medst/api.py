@@ -1,47 +1,42 @@
-"""Plain-Python entry points for research scripts: load a MONAI bundle, predict, save in the input's space.
+"""Plain-Python entry points for research scripts: load a MONAI bundle, run its inference workflow, get the results.
 
 Three lines from import to a saved segmentation::
 
     import medst
-    seg = medst.load_bundle("bundles/brain_extraction")
+    seg = medst.load_bundle("bundles/brain_extraction_unetr")
     labels = seg.predict("scan.nii.gz", output_dir="out/")
 
 A bundle is any folder in the MONAI model-zoo layout: ``configs/inference.json`` (or ``.yaml``),
-``configs/metadata.json`` and ``models/model.pt``. The bundle's own config is used through
-:class:`monai.bundle.ConfigParser`: its ``network_def``, ``preprocessing``, ``inferer`` and ``postprocessing``
-(typically ``Activationsd``/``AsDiscreted``, ``Invertd`` and ``SaveImaged(output_dir="@output_dir")``), so a
-prediction is inverted back into the input's space (affine, orientation, spacing, frame rate) by the same transforms
-that ``python -m monai.bundle run`` would use. Weights are read with ``torch.load(..., weights_only=True)``:
-tensors only, never arbitrary pickled objects.
+``configs/metadata.json`` and ``models/model.pt``. :meth:`Bundle.predict` runs the bundle's own inference workflow,
+``monai.bundle.ConfigWorkflow(workflow_type="inference")``, the one ``python -m monai.bundle run`` runs, so the
+outputs are the same file for file; medst changes nothing inside the config. It sets these top-level ids, which a
+bundle's ``configs/inference.json`` provides (a missing one is an error naming it when its setting is asked for):
 
-What a bundle's ``configs/inference.json`` must provide for :func:`load_bundle`:
+- ``datalist``: the input files (the bundle's ``dataset`` reads ``@datalist``); ``output_dir``; ``bundle_root``;
+  ``device``;
+- ``precision``, ``roi_size``, ``overlap``, ``sw_batch_size`` (its ``inferer`` refers to them), ``num_workers``
+  (its ``dataloader``) and ``ckpt_path`` (its ``CheckpointLoader``), when asked for.
 
-- ``network_def`` (or ``network``): the network, whose ``state_dict`` is ``models/model.pt`` (a plain state dict,
-  or ``{"model": state_dict}``);
-- ``preprocessing``: a ``Compose`` of dict transforms on the key ``"image"`` that starts with ``LoadImaged``
-  (array inputs skip it and ``EnsureChannelFirstd``: they enter channel-first);
-- ``inferer``: a MONAI ``Inferer`` called as ``inferer(image_batch, network)`` that returns the logits (or labels)
-  as ``(1, K, *spatial)``; ``roi_size``, ``overlap``, ``sw_batch_size`` and ``precision`` are overridden by name;
-- ``postprocessing``: a ``Compose`` on the key ``"pred"`` (with the preprocessed ``"image"`` beside it), usually
-  ``Activationsd``/``AsDiscreted``, ``Invertd(keys="pred", transform="@preprocessing", orig_keys="image")`` and
-  ``SaveImaged(keys="pred", output_dir="@output_dir", ...)`` (several are fine: a NIfTI, a label video, an
-  overlay); where there is no ``Invertd`` medst adds one before the first ``SaveImaged`` (acting only while
-  ``pred`` is still in the preprocessed grid), and where there is no ``SaveImaged`` it saves ``pred`` itself;
-- the keys ``bundle_root``, ``device`` and ``output_dir``, which medst sets. ``configs/metadata.json`` is read for
-  the name and, for array inputs, ``network_data_format.inputs.image.spatial_shape`` (how many axes follow C).
+What medst adds is what a bundle cannot know: arrays become temporary files in the format the bundle reads
+(NIfTI, a lossless video, ``.npy``: see :meth:`Bundle.predict`); a folder becomes a sorted list of its files
+(without hidden files and without what a medst run wrote there); an input the bundle cannot take (a 2D image for a
+3D bundle, a NIfTI for a video bundle) is refused with what the bundle expects (from ``configs/metadata.json``'s
+``network_data_format``); finished inputs are skipped (see :mod:`medst.bundle.runner`); the predictions are
+returned. Weights are checked with ``torch.load(..., weights_only=True)`` before the run (tensors only; an empty or
+truncated file is named), as MONAI's ``CheckpointLoader`` then loads them.
 
 Importing this module is cheap: torch and MONAI are imported when a bundle is loaded.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import inspect
+import difflib
 import json
 import logging
 import os
 import pickle
+import shutil
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -56,6 +51,7 @@ __all__ = [
     "VIDEO_SUFFIXES",
     "SUPPORTED_SUFFIXES",
     "Bundle",
+    "PredictError",
     "load_bundle",
     "load_weights",
     "bundle_info",
@@ -168,8 +164,12 @@ def load_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"weights file {str(path)!r} does not exist (a bundle keeps it in models/model.pt)")
+    if path.stat().st_size == 0:
+        raise ValueError(f"weights file {path} is empty (0 bytes): a copy or download that did not finish?")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except (EOFError, RuntimeError) as e:
+        raise ValueError(f"weights file {path} is truncated or not a PyTorch file ({type(e).__name__}: {e})") from e
     except pickle.UnpicklingError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ValueError(
@@ -201,90 +201,87 @@ def _is_array(x: Any) -> bool:
     return torch is not None and isinstance(x, torch.Tensor)
 
 
-class _InputError(RuntimeError):
-    """An input whose loading or preprocessing failed in a DataLoader worker (``on_error="skip"``)."""
-
-
-def _one_or_list(paths: list[Path]) -> Path | list[Path]:
+def _one_or_list(paths: list[Path]) -> Path | list[Path] | None:
+    if not paths:
+        return None
     return paths[0] if len(paths) == 1 else list(paths)
 
 
-def _single(items: list) -> Any:
-    """Collate for ``batch_size=1``: the item itself (the batch axis is added before inference)."""
-    return items[0]
+def _stem(name: str) -> str:
+    """A file name without its suffix (``.nii.gz`` counted as one), as SaveImage names outputs after it."""
+    suffix = _suffix(name)
+    return name[: -len(suffix)] if suffix and name.lower().endswith(suffix) else name
 
 
-class _InvertIfInPreprocessedGrid:
-    """The Invertd that medst adds to a bundle whose postprocessing has none, applied only while ``pred`` still lies
-    in the preprocessed image's grid (same shape after the channel): a bundle that already moved it elsewhere
-    (e.g. ``TimeToChanneld`` after a ``ChannelToTimed``) is left as it is."""
+class PredictError(RuntimeError):
+    """The bundle's workflow failed; the message names the bundle and the input, the chained cause says why.
 
-    def __init__(self, invert):
-        self.invert = invert
-
-    def __call__(self, data: dict) -> dict:
-        pred, image = data.get("pred"), data.get("image")
-        if pred is None or image is None or tuple(pred.shape[1:]) != tuple(image.shape[1:]):
-            logger.debug("pred is no longer in the preprocessed grid: not inverted by medst")
-            return data
-        return self.invert(data)
-
-
-class _Preprocess:
-    """Dispatch an item to the full preprocessing (a path) or to the one without ``LoadImaged`` (an array).
-
-    With ``catch``, a failure becomes ``{"_error": message}`` so that one unreadable file does not stop a batch.
+    Attributes:
+        input: the input (path or array name) that was being loaded or predicted, or ``None`` when the failure
+            came before any input (building the network, loading the weights).
     """
 
-    def __init__(self, full, without_load, catch: bool = False):
-        self.full = full
-        self.without_load = without_load
-        self.catch = catch
-
-    def __call__(self, item: dict) -> dict:
-        item = dict(item)
-        try:
-            return (self.without_load if item.pop("_array", False) else self.full)(item)
-        except Exception as e:
-            if not self.catch:
-                raise
-            return {"_error": _error_line(e)}
+    def __init__(self, message: str, input: str | None = None) -> None:  # noqa: A002
+        super().__init__(message)
+        self.input = input
 
 
-def _error_line(e: BaseException, name_unwrapped: bool = True) -> str:
-    """The first line of an error, after its type's name (MONAI wraps transform errors: the innermost cause says what
-    went wrong, so its line is used). ``name_unwrapped=False``: an error with no cause gives its line alone."""
-    inner = e
-    while inner.__cause__ is not None:
-        inner = inner.__cause__
-    text = str(inner).strip()
-    line = text.splitlines()[0] if text else ""
-    if inner is e and not name_unwrapped and line:
-        return line
-    return f"{type(inner).__name__}: {line}".rstrip(": ")
+def _all_ids(config: Any, prefix: str = "", depth: int = 3) -> list[str]:
+    """Config ids (``a``, ``a#b``, ``a#0#c``) down to ``depth`` levels, for close-match suggestions."""
+    ids: list[str] = []
+    if depth == 0:
+        return ids
+    children = config.items() if isinstance(config, dict) else enumerate(config) if isinstance(config, list) else ()
+    for k, v in children:
+        cid = f"{prefix}#{k}" if prefix else str(k)
+        ids.append(cid)
+        ids.extend(_all_ids(v, cid, depth - 1))
+    return ids
+
+
+class _Item:
+    """One input: its manifest ``key``, the ``file`` the bundle reads, the ``source`` file (``None`` for an array)."""
+
+    def __init__(self, key: str, file: str | None, source: Path | None, name: str, array: Any = None) -> None:
+        self.key, self.file, self.source, self.name, self.array = key, file, source, name, array
+
+
+#: config ids that medst sets from its own arguments.
+_OWN_KEYS = ("bundle_root", "device", "output_dir", "datalist", "precision", "roi_size", "overlap", "sw_batch_size",
+             "num_workers", "ckpt_path")
 
 
 class Bundle:
-    """A MONAI bundle ready to predict: network with its weights, and the bundle's own pre- and postprocessing.
+    """A MONAI bundle ready to predict, run through its own inference workflow (``monai.bundle.ConfigWorkflow``).
+
+    Every prediction runs the bundle's ``configs/inference.json`` exactly as ``python -m monai.bundle run`` would,
+    with the inputs, the output folder and the settings given here as overrides of its top-level ids:
+    ``datalist``, ``output_dir``, ``device``, ``precision``, ``roi_size``, ``overlap``, ``sw_batch_size``,
+    ``num_workers`` and ``ckpt_path``. A bundle whose config has no such id cannot take that setting (the error
+    says so). medst only turns paths, folders and arrays into the ``datalist``, skips finished inputs, and returns
+    the results.
 
     Args:
         path: bundle folder (model-zoo layout), or the name of a folder in the repository's ``bundles/``.
         device: ``"cuda"``, ``"cpu"``, ``"cuda:1"``...; default CUDA when available, else the CPU.
         config_file: inference config; default ``configs/inference.json`` (or ``.yaml``/``.yml``).
-        weights: weights file; default ``models/model.pt``.
-        precision: ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"``: passed to the bundle's inferer when it takes a
-            ``precision`` argument (medst's ``VolumeInferer``), otherwise applied with ``torch.autocast``.
-        roi_size: sliding-window size, overriding the inferer's ``roi_size`` (an int: the same on each of its axes).
-            A network with a fixed input size (UNETR's ``img_size``) only takes the size it was built for.
-        overlap: sliding-window overlap, overriding the inferer's ``overlap``.
-        sw_batch_size: windows per network call, overriding the inferer's ``sw_batch_size``.
-        config_overrides: config ids set before parsing, ``{"overlay": True, "inferer#mode": "constant"}``
-            (``#`` separates nested keys, as in ``python -m monai.bundle run --key value``).
+        weights: weights file, overriding the config's ``ckpt_path`` (default ``models/model.pt``).
+        precision: ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"``, the config's ``precision``. ``"fp16"`` on a
+            CPU is refused (float16 has no fast CPU kernels: tens of times slower than float32; use ``"bf16"``).
+        roi_size: the config's ``roi_size`` (an int: the same on each of its axes). A network with a fixed input
+            size (UNETR's ``img_size``) only takes the size it was built for.
+        overlap: the config's ``overlap``.
+        sw_batch_size: the config's ``sw_batch_size``.
+        config_overrides: other config ids, ``{"overlay": False, "inferer#mode": "constant"}`` (``#`` separates
+            nested keys, as in ``python -m monai.bundle run --key value``); an id that the config lacks is an error
+            that lists the close matches.
+        logging_file: the workflow's ``logging_file``: ``False`` (default) leaves the process's logging alone;
+            ``None`` applies the bundle's ``configs/logging.conf``.
 
     Raises:
         FileNotFoundError: the folder, its config, metadata or weights are missing.
-        ValueError: an override the bundle's inferer does not take, an unknown precision, CUDA asked but absent,
-            or weights that are not a plain state dict.
+        ValueError: an unknown precision, fp16 on a CPU, CUDA asked but absent, a setting or override id that the
+            config lacks, or weights that are empty or not a plain state dict.
     """
 
     def __init__(
@@ -298,20 +295,21 @@ class Bundle:
         overlap: float | None = None,
         sw_batch_size: int | None = None,
         config_overrides: Mapping[str, Any] | None = None,
+        logging_file: str | bool | None = False,
     ) -> None:
         import torch
+        from monai.bundle import ConfigParser
 
         import medst  # noqa: F401  (registers medst's readers and writers with MONAI before any config is parsed)
 
         self.path = _bundle_dir(path)
         self.config_file = self._find_config(config_file)
+        self.meta_file = self.path / "configs" / "metadata.json"
         self.metadata = _read_metadata(self.path)
-        self.weights_file = Path(weights).expanduser() if weights is not None else self.path / "models" / "model.pt"
-        if not self.weights_file.is_file():
-            raise FileNotFoundError(
-                f"weights {str(self.weights_file)!r} are missing: a bundle keeps them in models/model.pt "
-                "(train the bundle or download its weights first)"
-            )
+        self.logging_file = logging_file
+        self._config = ConfigParser()
+        self._config.read_config(str(self.config_file))
+
         if precision is not None and precision not in _PRECISIONS:
             raise ValueError(f"precision must be one of {_PRECISIONS}, got {precision!r}")
         if overlap is not None and not 0.0 <= float(overlap) < 1.0:
@@ -321,40 +319,71 @@ class Bundle:
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("device 'cuda' was asked for but torch.cuda.is_available() is False; use device='cpu'")
+        if precision == "fp16" and self.device.type == "cpu":
+            raise ValueError(
+                "precision 'fp16' on the CPU: float16 has no fast CPU kernels and runs tens of times slower than "
+                "float32; use precision='bf16' (or 'fp32', or 'auto', which picks the fastest accurate type)"
+            )
         self.precision = precision
-        self.config_overrides = dict(config_overrides or {})
-        fixed = sorted({"bundle_root", "device", "output_dir"} & set(self.config_overrides))
-        if fixed:
-            raise ValueError(f"set {fixed} through the path/device/output_dir arguments, not config_overrides")
-        overrides: dict[str, Any] = {}
-        if roi_size is not None:
-            # an int means every axis of the bundle inferer's own roi_size (see _build_inferer)
-            overrides["roi_size"] = int(roi_size) if isinstance(roi_size, int) else [int(r) for r in roi_size]
+
+        overrides: dict[str, Any] = {"bundle_root": str(self.path), "device": f"$torch.device({str(self.device)!r})"}
+        settings = {"precision": precision, "roi_size": roi_size, "overlap": overlap, "sw_batch_size": sw_batch_size}
+        for key, value in settings.items():
+            if value is None:
+                continue
+            if key not in self._config.config:
+                raise ValueError(
+                    f"{self.config_file} has no top-level {key!r}: bundle {self.path.name} does not take that setting "
+                    f"(a bundle exposes it as \"{key}\": ... and refers to it as \"@{key}\" in its inferer)"
+                )
+            if key == "roi_size":
+                own = self._config.config.get("roi_size")
+                value = [int(value)] * len(own) if isinstance(value, int) and isinstance(own, list) else value
+                value = [int(v) for v in value] if isinstance(value, (list, tuple)) else int(value)
+            overrides[key] = value
         if overlap is not None:
             overrides["overlap"] = float(overlap)
         if sw_batch_size is not None:
             overrides["sw_batch_size"] = int(sw_batch_size)
-        self._inferer_overrides = overrides
-        self._autocast_dtype = None
-        #: failures of the last :meth:`predict` with ``on_error="skip"``: input name -> one-line message
-        self.last_errors: dict[str, str] = {}
 
-        parser = self._parser(output_dir=None)
-        key = "network_def" if "network_def" in parser else "network"
-        if key not in parser:
-            raise ValueError(f"{self.config_file} defines neither 'network_def' nor 'network'")
-        network = parser.get_parsed_content(key)
-        state = load_weights(self.weights_file)
-        try:
-            network.load_state_dict(state, strict=True)
-        except RuntimeError as e:
-            raise ValueError(f"{self.weights_file} does not fit the bundle's {key}: {e}") from e
-        self.network = network.to(self.device).eval()
-        self.inferer = self._build_inferer(parser)
-        pre = parser.get_parsed_content("preprocessing") if "preprocessing" in parser else None
-        pre_transforms = pre.flatten().transforms if hasattr(pre, "flatten") else ()
-        self._frames_in_channels = any(type(t).__name__ in ("ChannelToTime", "ChannelToTimed") for t in pre_transforms)
-        logger.info("loaded bundle %s (%s) on %s", self.name, self.path, self.device)
+        self.config_overrides = dict(config_overrides or {})
+        fixed = sorted(set(_OWN_KEYS) & set(self.config_overrides))
+        if fixed:
+            raise ValueError(
+                f"set {fixed} through load_bundle's and predict's arguments (inputs, output_dir, device, precision, "
+                "roi_size, overlap, sw_batch_size, num_workers, weights), not config_overrides"
+            )
+        for key in self.config_overrides:
+            self._check_id(key)
+        overrides.update(self.config_overrides)
+
+        if weights is not None:
+            if "ckpt_path" not in self._config.config:
+                raise ValueError(
+                    f"{self.config_file} has no top-level 'ckpt_path': bundle {self.path.name} cannot load other "
+                    "weights"
+                )
+            self.weights_file = Path(weights).expanduser().resolve()
+            overrides["ckpt_path"] = str(self.weights_file)
+        elif "ckpt_path" in self._config.config:
+            probe = ConfigParser(copy.deepcopy(self._config.config))
+            probe["bundle_root"] = str(self.path)
+            self.weights_file = Path(probe.get_parsed_content("ckpt_path"))
+        else:
+            self.weights_file = self.path / "models" / "model.pt"
+        if not self.weights_file.is_file():
+            raise FileNotFoundError(
+                f"weights {str(self.weights_file)!r} are missing: a bundle keeps them in models/model.pt "
+                "(train the bundle or download its weights first)"
+            )
+        load_weights(self.weights_file)  # a clear error now for an empty, truncated or pickled file
+        self._overrides = overrides
+        #: failures of the last :meth:`predict` with ``on_error="skip"``: input name -> the error chain, one line
+        self.last_errors: dict[str, str] = {}
+        #: inputs that the last :meth:`predict` skipped (finished before) and predicted
+        self.last_skipped: list[str] = []
+        self.last_predicted: list[str] = []
+        logger.info("bundle %s (%s) on %s", self.name, self.path, self.device)
 
     # ------------------------------------------------------------------ bundle files and config
     def _find_config(self, config_file: str | os.PathLike | None) -> Path:
@@ -370,127 +399,104 @@ class Bundle:
                 return self.path / "configs" / name
         raise FileNotFoundError(f"{self.path / 'configs'} has no inference.json (or inference.yaml): not a bundle")
 
+    def _check_id(self, key: str) -> None:
+        """Raise ``KeyError`` listing close matches when the config has no id ``key``."""
+        try:
+            self._config[key]
+            return
+        except (KeyError, IndexError, ValueError, TypeError):
+            pass
+        ids = _all_ids(self._config.config)
+        close = difflib.get_close_matches(key, ids, n=5, cutoff=0.6)
+        top = ", ".join(self._config.config)
+        hint = f"; did you mean {', '.join(close)}?" if close else f"; its top-level ids: {top}"
+        raise KeyError(f"{self.config_file} has no id {key!r} to override{hint}")
+
     @property
     def name(self) -> str:
         return str(self.metadata.get("name", self.path.name))
 
     @property
+    def _input_spec(self) -> dict:
+        return self.metadata.get("network_data_format", {}).get("inputs", {}).get("image", {}) or {}
+
+    @property
     def spatial_ndim(self) -> int | None:
         """Number of axes after the channel of the network's input (``network_data_format``), if listed."""
-        shape = self.metadata.get("network_data_format", {}).get("inputs", {}).get("image", {}).get("spatial_shape")
+        shape = self._input_spec.get("spatial_shape")
         return len(shape) if isinstance(shape, (list, tuple)) and shape else None
+
+    @property
+    def _frames_in_channels(self) -> bool:
+        """A 4D-scan bundle whose preprocessing moves the loaded channel axis to time (``ChannelToTimed``)."""
+        return "ChannelToTime" in json.dumps(self._config.config.get("preprocessing", ""))
+
+    @property
+    def input_kind(self) -> str:
+        """What the bundle reads: ``"numpy"`` (its LoadImaged names NumpyReader), ``"video"`` (VideoReader, or the
+        metadata's input type), else ``"image"`` (NIfTI and what MONAI's readers read)."""
+        pre = json.dumps(self._config.config.get("preprocessing", ""))
+        if "NumpyReader" in pre:
+            return "numpy"
+        if "VideoReader" in pre or self._input_spec.get("type") == "video":
+            return "video"
+        return "image"
 
     def info(self) -> dict[str, Any]:
         """:func:`bundle_info` of this bundle."""
         return bundle_info(self.path)
 
-    def _parser(self, output_dir: str | os.PathLike | None):
-        from monai.bundle import ConfigParser
+    # ------------------------------------------------------------------ inputs -> datalist
+    def _expects(self) -> str:
+        spec = self._input_spec
+        shape = spec.get("spatial_shape")
+        axes = f"{len(shape)} axes after the channel, spatial_shape {shape}" if shape else "any shape"
+        what = {"numpy": "a .npy array", "video": f"a video ({' '.join(VIDEO_SUFFIXES)})",
+                "image": "a scan (NIfTI or what MONAI's readers read)"}[self.input_kind]
+        return f"bundle {self.path.name} expects {what} with {spec.get('num_channels', '?')} channel(s) and {axes}"
 
-        parser = ConfigParser()
-        parser.read_meta(str(self.path / "configs" / "metadata.json"))
-        parser.read_config(str(self.config_file))
-        parser["bundle_root"] = str(self.path)
-        parser["device"] = f"$torch.device({str(self.device)!r})"
-        parser["output_dir"] = str(Path(output_dir).expanduser()) if output_dir is not None else str(self.path / "eval")
-        for key, value in self.config_overrides.items():
-            parser[key] = value
-        return parser
+    def _check_file(self, p: Path) -> None:
+        """Refuse a file the bundle cannot take (from its suffix and, for NIfTI, its header), saying what it takes."""
+        suffix = _suffix(p)
+        kind = self.input_kind
+        ok = {"numpy": suffix in (".npy", ".npz"), "video": suffix in VIDEO_SUFFIXES or suffix in (".dcm", ".dicom"),
+              "image": suffix not in VIDEO_SUFFIXES}[kind]
+        if not ok:
+            raise ValueError(f"{p}: a {suffix or 'suffix-less'} file; {self._expects()}")
+        n = self.spatial_ndim
+        if kind != "image" or n is None or suffix not in (".nii", ".nii.gz"):
+            return
+        try:
+            import nibabel as nib
 
-    def _build_inferer(self, parser):
-        if "inferer" not in parser:
-            raise ValueError(f"{self.config_file} defines no 'inferer'")
-        inferer = parser.get_parsed_content("inferer")
-        accepted = inspect.signature(type(inferer).__init__).parameters
-        takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
-        overrides = dict(self._inferer_overrides)
-        own_roi = getattr(inferer, "roi_size", None)
-        if isinstance(overrides.get("roi_size"), int) and isinstance(own_roi, Sequence):
-            overrides["roi_size"] = [overrides["roi_size"]] * len(own_roi)
-        if self.precision is not None and ("precision" in accepted):
-            overrides["precision"] = self.precision
-        elif self.precision in ("bf16", "fp16"):
-            import torch
+            shape = tuple(nib.load(str(p)).shape)
+        except Exception:  # noqa: BLE001  (unreadable: the bundle's reader says why)
+            return
+        dims = list(shape)
+        while len(dims) > n and dims[-1] == 1:
+            dims.pop()
+        channels = int(self._input_spec.get("num_channels", 1) or 1)
+        if len(dims) == n or (not self._frames_in_channels and len(dims) == n + 1 and dims[-1] == channels > 1):
+            return
+        raise ValueError(f"{p}: a {len(shape)}D image of shape {shape}; {self._expects()}")
 
-            self._autocast_dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
-        if not overrides:
-            return inferer
-        cfg = parser.get("inferer")
-        if not isinstance(cfg, dict) or "_target_" not in cfg:
-            raise ValueError(f"the inferer of {self.config_file} is not a '_target_' component: cannot override it")
-        for k, v in overrides.items():
-            if k not in accepted and not takes_kwargs:
-                raise ValueError(
-                    f"the bundle's inferer {type(inferer).__name__} takes no {k!r}; leave that option out"
-                )
-            parser[f"inferer#{k}"] = v
-        return parser.get_parsed_content("inferer", lazy=False)
-
-    def _transforms(self, parser, output_dir):
-        """(full preprocessing, preprocessing without LoadImaged, postprocessing, SaveImaged transforms)."""
-        from monai.transforms import (
-            AsDiscreted,
-            Compose,
-            EnsureChannelFirstd,
-            InvertibleTransform,
-            Invertd,
-            LoadImaged,
-            SaveImaged,
-        )
-
-        def as_compose(key):
-            if key not in parser:
-                return Compose([])
-            obj = parser.get_parsed_content(key)  # lazy: Invertd must see this very instance
-            return obj if isinstance(obj, Compose) else Compose(list(obj) if isinstance(obj, Sequence) else [obj])
-
-        pre = as_compose("preprocessing")
-        # arrays enter channel-first already (see _array_item): no loading, no EnsureChannelFirstd (which, with a
-        # fixed channel_dim such as "no_channel", would add a second channel axis)
-        pre_arrays = Compose([t for t in pre.transforms if not isinstance(t, (LoadImaged, EnsureChannelFirstd))])
-        post_list = list(as_compose("postprocessing").transforms)
-        savers = [t for t in post_list if isinstance(t, SaveImaged)]
-        if output_dir is None:
-            post_list = [t for t in post_list if not isinstance(t, SaveImaged)]
-            savers = []
-        invertible = any(isinstance(t, InvertibleTransform) for t in pre.flatten().transforms)
-        if invertible and not any(isinstance(t, Invertd) for t in post_list):
-            at = next((i for i, t in enumerate(post_list) if isinstance(t, SaveImaged)), len(post_list))
-            labels = any(isinstance(t, AsDiscreted) for t in post_list[:at])
-            invert = Invertd(keys="pred", transform=pre, orig_keys="image", nearest_interp=labels)
-            post_list.insert(at, _InvertIfInPreprocessedGrid(invert))
-        if output_dir is not None and not savers:
-            saver = SaveImaged(
-                keys="pred", output_dir=str(output_dir), output_postfix="seg", separate_folder=False, resample=False
-            )
-            post_list.append(saver)
-            savers = [saver]
-        for s in savers:
-            s.saver.savepath_in_metadict = True
-        return pre, pre_arrays, Compose(post_list), savers
-
-    # ------------------------------------------------------------------ inputs
-    def _collect(self, inputs: Any, channel_first: bool | None) -> tuple[list[dict], bool]:
-        """Items ``{"image": path or MetaTensor, "_subject": name}`` and whether the answer is a list."""
+    def _collect(self, inputs: Any, channel_first: bool | None, out: Path | None) -> tuple[list[_Item], bool]:
         if isinstance(inputs, (str, os.PathLike)):
             p = Path(inputs).expanduser()
             if not p.exists():
                 raise FileNotFoundError(f"input {str(inputs)!r} does not exist")
             if p.is_dir():
-                files = sorted(f for f in p.iterdir() if f.is_file() and _suffix(f) in SUPPORTED_SUFFIXES)
-                if not files:
-                    raise ValueError(f"folder {str(p)!r} holds no supported file ({' '.join(SUPPORTED_SUFFIXES)})")
-                return [self._path_item(f) for f in files], True
+                return self._folder(p, out), True
             return [self._path_item(p)], False
         if _is_array(inputs):
             return [self._array_item(inputs, 0, channel_first)], False
         if isinstance(inputs, Sequence) and not isinstance(inputs, (bytes, bytearray)):
-            items: list[dict] = []
+            items: list[_Item] = []
             for x in inputs:
                 if _is_array(x):
                     items.append(self._array_item(x, len(items), channel_first))
                 elif isinstance(x, (str, os.PathLike)):
-                    items.extend(self._collect(x, channel_first)[0])
+                    items.extend(self._collect(x, channel_first, out)[0])
                 else:
                     raise TypeError(f"unsupported input of type {type(x).__name__} in the list; {_INPUT_HELP}")
             if not items:
@@ -498,20 +504,37 @@ class Bundle:
             return items, True
         raise TypeError(f"unsupported input of type {type(inputs).__name__}; {_INPUT_HELP}")
 
-    @staticmethod
-    def _path_item(p: Path) -> dict:
+    def _folder(self, p: Path, out: Path | None) -> list[_Item]:
+        """The supported files of a folder, sorted, without hidden files (medst's and the writers' temporaries) and
+        without what a medst run recorded as its outputs (so that input folder = output folder works)."""
+        from .bundle.runner import OutputManifest
+
+        outputs: set[Path] = set()
+        for folder in {p, out} - {None}:
+            outputs |= OutputManifest(folder).all_outputs()
+        files = sorted(
+            f for f in p.iterdir()
+            if f.is_file() and not f.name.startswith(".") and _suffix(f) in SUPPORTED_SUFFIXES
+            and f.resolve() not in outputs
+        )
+        if not files:
+            raise ValueError(f"folder {str(p)!r} holds no supported file ({' '.join(SUPPORTED_SUFFIXES)})")
+        return [self._path_item(f) for f in files]
+
+    def _path_item(self, p: Path) -> _Item:
         if _suffix(p) not in SUPPORTED_SUFFIXES:
             logger.warning("%s: suffix %r is not one medst knows; trying MONAI's readers", p, _suffix(p))
-        # LoadImage records f"{Path(p).expanduser()}" as filename_or_obj; SaveImage names the output from it
-        return {"image": str(p), "_subject": str(p)}
+        self._check_file(p)
+        path = os.path.abspath(p.expanduser())
+        return _Item(key=path, file=path, source=Path(path), name=str(p))
 
-    def _array_item(self, x: Any, index: int, channel_first: bool | None) -> dict:
+    def _array_item(self, x: Any, index: int, channel_first: bool | None) -> _Item:
+        """An array as the bundle's ``LoadImaged`` + ``EnsureChannelFirstd`` would give it, ``(C, *spatial)``."""
         import torch
         from monai.data import MetaTensor
 
         meta = dict(x.meta) if isinstance(x, MetaTensor) else {}
-        affine = x.affine.clone() if isinstance(x, MetaTensor) else None
-        t = torch.as_tensor(x.as_tensor() if isinstance(x, MetaTensor) else x)
+        t = torch.as_tensor(x.as_tensor() if isinstance(x, MetaTensor) else x).detach().cpu()
         n = self.spatial_ndim
         if channel_first is None and self._frames_in_channels:
             # a 4D-scan bundle: its preprocessing moves the channel axis to time (ChannelToTimed), so the array is
@@ -519,7 +542,7 @@ class Bundle:
             if n is not None and t.ndim != n:
                 raise ValueError(
                     f"array of shape {tuple(t.shape)}: this bundle moves channels to time, give (T, *spatial) with "
-                    f"{n} axes in all, frames first"
+                    f"{n} axes in all, frames first; {self._expects()}"
                 )
             channel_first = True
         if channel_first is None:
@@ -534,36 +557,51 @@ class Bundle:
                 channel_first = False
             else:
                 raise ValueError(
-                    f"array of shape {tuple(t.shape)} fits neither (C, *spatial) nor spatial-only with "
-                    f"{n} spatial axes, as the bundle's network_data_format expects"
+                    f"array of shape {tuple(t.shape)} fits neither (C, *spatial) nor spatial-only with {n} spatial "
+                    f"axes; {self._expects()}"
                 )
         if not channel_first:
             t = t[None]
-        meta.pop("original_channel_dim", None)
-        meta["original_channel_dim"] = 0  # already channel-first: a following EnsureChannelFirstd leaves it as it is
-        meta["spatial_shape"] = list(t.shape[1:])
-        meta.setdefault("filename_or_obj", f"array_{index}")
-        if affine is not None:
-            meta["affine"] = affine
-        img = MetaTensor(t, meta=meta)
-        return {"image": img, "_array": True, "_subject": str(meta["filename_or_obj"])}
+        own = meta.get("filename_or_obj")
+        name = _stem(Path(str(own)).name) if own and not str(own).startswith("array_") else f"array_{index}"
+        if own and str(own).startswith("array_"):
+            name = str(own)
+        affine = x.affine.numpy() if isinstance(x, MetaTensor) else None
+        return _Item(key=f"array:{name}", file=None, source=None, name=name,
+                     array=(t, affine, meta.get("fps"), meta.get("time_spacing")))
 
-    @staticmethod
-    def _expected_outputs(savers: list, subject: str) -> list[Path] | None:
-        """Where each SaveImaged will write, computed as SaveImage does but without making folders."""
-        paths = []
-        for s in savers:
-            saver = s.saver
-            try:
-                layout = copy.copy(saver.folder_layout)
-                if hasattr(layout, "makedirs"):
-                    layout.makedirs = False
-                kw = saver.fname_formatter({"filename_or_obj": subject}, saver)
-                paths.append(Path(layout.filename(**kw)))
-            except Exception as e:  # a custom name formatter that needs more metadata: cannot know in advance
-                logger.debug("cannot compute the output name of %s in advance: %s", subject, e)
-                return None
-        return paths
+    def _write_array(self, item: _Item, folder: Path) -> str:
+        """Write an array input to a temporary file in the format the bundle reads (removed after the run)."""
+        import numpy as np
+
+        t, affine, fps, time_spacing = item.array
+        data = t.float().numpy() if t.is_floating_point() else t.numpy()
+        kind = self.input_kind
+        if kind == "numpy":
+            if data.shape[0] != 1:
+                raise ValueError(f"array {item.name} of shape {data.shape}: {self._expects()}")
+            path = folder / f"{item.name}.npy"
+            np.save(path, data[0])
+        elif kind == "video":
+            from .data import write_video
+
+            if data.shape[0] not in (1, 3):
+                raise ValueError(f"array {item.name} of shape {data.shape}: {self._expects()}")
+            frames = np.clip(np.rint(data), 0, 255).astype(np.uint8)
+            frames = frames[0] if frames.shape[0] == 1 else np.moveaxis(frames, 0, -1)
+            path = folder / f"{item.name}.mkv"
+            write_video(frames, path, fps=float(fps) if fps else 25.0, lossless=True)
+        else:
+            import nibabel as nib
+
+            volume = data[0] if data.shape[0] == 1 else np.moveaxis(data, 0, -1)
+            img = nib.Nifti1Image(volume, np.eye(4) if affine is None else np.asarray(affine, dtype=np.float64))
+            if time_spacing and volume.ndim == 4:
+                zooms = list(img.header.get_zooms())
+                img.header.set_zooms((*zooms[:3], float(time_spacing)))
+            path = folder / f"{item.name}.nii.gz"
+            nib.save(img, str(path))
+        return str(path)
 
     # ------------------------------------------------------------------ prediction
     def predict(
@@ -577,142 +615,203 @@ class Bundle:
         progress: bool | None = None,
         on_error: str = "raise",
     ) -> Any:
-        """Segment one input or many, in the input's space; write the outputs when ``output_dir`` is given.
+        """Run the bundle's inference workflow on one input or many; write the outputs when ``output_dir`` is given.
 
         Args:
-            inputs: a file path, a folder (every file with a :data:`SUPPORTED_SUFFIXES` suffix in it, sorted), a
-                list of paths and arrays, a numpy array or a torch tensor / ``MetaTensor``. An array replaces what
-                ``LoadImaged`` and ``EnsureChannelFirstd`` would give: channel-first, ``(C, *spatial)``, or
-                spatial-only for one channel (a MetaTensor keeps its affine and ``filename_or_obj``; a numpy array
-                gets an identity affine and is named ``array_<i>``). For a 4D-scan bundle whose preprocessing
-                moves channels to time (``ChannelToTimed``), ``C`` is the frame axis, as ``EnsureChannelFirstd``
-                leaves a 4D NIfTI: ``(T, X, Y, Z)``.
-            output_dir: where the bundle's ``SaveImaged`` writes (its ``@output_dir``); ``None``: write nothing.
-            overwrite: when ``False``, an input whose output already exists is skipped before inference (so a killed
-                batch resumes where it stopped) and its saved output is read back.
-            num_workers: DataLoader workers that load and preprocess the next inputs during inference.
+            inputs: a file path, a folder (every file with a :data:`SUPPORTED_SUFFIXES` suffix in it, sorted; hidden
+                files and the outputs of an earlier medst run there left out), a list of paths and arrays, a numpy
+                array or a torch tensor / ``MetaTensor``. An array stands for what ``LoadImaged`` and
+                ``EnsureChannelFirstd`` would give: channel-first, ``(C, *spatial)``, or spatial-only for one
+                channel (a MetaTensor keeps its affine and ``filename_or_obj``; a numpy array gets an identity
+                affine and is named ``array_<i>``); it is written to a temporary file in the format the bundle
+                reads (NIfTI, lossless video, .npy), removed afterwards. For a 4D-scan bundle whose preprocessing
+                moves channels to time (``ChannelToTimed``), ``C`` is the frame axis: ``(T, X, Y, Z)``.
+            output_dir: the bundle's ``output_dir``; ``None``: a temporary folder, removed afterwards.
+            overwrite: when ``False``, an input whose outputs are finished (recorded in
+                ``output_dir/.medst-outputs.json`` by an earlier run, each there, not empty, not the input) is
+                skipped and its saved output read back. With ``True`` its record is dropped first, so that a
+                redo that fails leaves it recognisably unfinished.
+            num_workers: the config's ``num_workers`` (DataLoader workers).
             channel_first: layout of array inputs; ``None``: decided from the bundle's ``network_data_format``.
-            return_predictions: ``False`` returns the output paths instead of the predictions (saves memory over a
-                long batch): one path per input, or a list of paths when the bundle saves several outputs (e.g. a
-                NIfTI, a label video and an overlay video).
+            return_predictions: ``False`` returns the output path(s) instead of the predictions: one path per
+                input, or a list of paths when the bundle writes several outputs.
             progress: tqdm progress bar; ``None``: on when stderr is a terminal.
-            on_error: ``"raise"`` stops at the first input that fails; ``"skip"`` logs the error, leaves ``None`` in
-                its place, goes on, and keeps the failures in :attr:`last_errors` (input name -> message).
+            on_error: ``"raise"`` stops at the first input that fails (:class:`PredictError`, naming the input,
+                with the cause chained); ``"skip"`` logs the error, leaves ``None`` in its place, goes on with the
+                other inputs, and keeps the failures in :attr:`last_errors`.
 
         Returns:
-            a ``MetaTensor`` (channel-first, in the input's space, with its metadata) for a single input, a list of
-            them for a list or a folder; with ``return_predictions=False`` the output path(s) instead.
+            what the bundle's postprocessing leaves in ``pred`` (a ``MetaTensor``, in the input's space when the
+            bundle inverts its preprocessing) for a single input, a list of them for a list or a folder; with
+            ``return_predictions=False`` the output path(s) instead.
 
         Raises:
             FileNotFoundError: an input path does not exist.
             TypeError: an input of an unsupported type.
-            ValueError: an empty folder or list, or an array whose layout does not fit the network.
+            ValueError: an empty folder or list, an input that the bundle cannot take, two inputs with the same
+                file name.
+            PredictError: the workflow failed.
         """
-        if on_error not in ("raise", "skip"):
-            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-        self.last_errors = {}
-        items, many = self._collect(inputs, channel_first)
-        if output_dir is not None:
-            output_dir = Path(output_dir).expanduser()
-            output_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="medst_") as scratch:
-            # without output_dir, whatever the postprocessing writes besides SaveImaged (an overlay...) goes to a
-            # scratch folder removed afterwards
-            parser = self._parser(output_dir if output_dir is not None else scratch)
-            return self._run(parser, items, many, output_dir, overwrite, num_workers, return_predictions, progress,
-                             on_error == "skip")
-
-    def _run(self, parser, items, many, output_dir, overwrite, num_workers, return_predictions, progress, skip_errors):
-        import torch
-        from monai.data import DataLoader, Dataset
-        from monai.transforms import LoadImage
-        from tqdm.auto import tqdm
-
-        pre, pre_arrays, post, savers = self._transforms(parser, output_dir)
-
-        results: list[Any] = [None] * len(items)
-        todo: list[int] = []
-        claimed: dict[Path, str] = {}
-        expected_paths: list[list[Path] | None] = [None] * len(items)
-        for i, item in enumerate(items):
-            expected = self._expected_outputs(savers, item["_subject"]) if savers else None
-            expected_paths[i] = expected
-            for p in expected or ():
-                if p in claimed and claimed[p] != item["_subject"]:
-                    raise ValueError(
-                        f"{claimed[p]} and {item['_subject']} would both be written to {p}; give inputs distinct "
-                        "file names (or a bundle SaveImaged with separate_folder/data_root_dir)"
-                    )
-                claimed[p] = item["_subject"]
-            if expected and not overwrite and all(p.exists() for p in expected):
-                logger.info("skip %s: %s exists (overwrite=True to redo it)", item["_subject"], expected[0])
-                if return_predictions:
-                    results[i] = LoadImage(image_only=True, ensure_channel_first=True)(str(expected[0]))
-                else:
-                    results[i] = _one_or_list(expected)
-            else:
-                todo.append(i)
-        logger.info(
-            "%s: %d input(s) to predict, %d skipped (outputs exist)", self.name, len(todo), len(items) - len(todo)
+        from .bundle.runner import (
+            OutputManifest,
+            make_temporary_dir,
+            sweep_stale_temporaries,
+            terminate_as_interrupt,
         )
 
-        if todo:
-            data = [{k: v for k, v in items[i].items() if k != "_subject"} for i in todo]
-            loader = DataLoader(
-                Dataset(data=data, transform=_Preprocess(pre, pre_arrays, catch=skip_errors)),
-                batch_size=1,
-                shuffle=False,
-                num_workers=num_workers,
-                collate_fn=_single,  # inputs differ in size; and MONAI's collate fails on None metadata values
+        if on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        if int(num_workers) < 0:
+            raise ValueError(f"num_workers must be >= 0, got {num_workers}")
+        self.last_errors, self.last_skipped, self.last_predicted = {}, [], []
+        out = Path(output_dir).expanduser().absolute() if output_dir is not None else None
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            if not os.access(out, os.W_OK | os.X_OK):
+                raise PermissionError(f"output folder {out} is not writable")
+        sweep_stale_temporaries([out, tempfile.gettempdir()])
+        scratch: Path | None = None
+        try:
+            with terminate_as_interrupt():
+                items, many = self._collect(inputs, channel_first, out)
+                names: dict[str, str] = {}
+                for item in items:
+                    stem = _stem(Path(item.file).name if item.file else item.name)
+                    if stem in names and names[stem] != item.key:
+                        raise ValueError(
+                            f"{names[stem]} and {item.name} would both be written under the output name {stem}; "
+                            "give inputs distinct file names"
+                        )
+                    names[stem] = item.name
+                scratch = make_temporary_dir(out)
+                bundle_out = out if out is not None else scratch / "out"
+                manifest = OutputManifest(out) if out is not None else None
+                results: list[Any] = [None] * len(items)
+                todo = []
+                for i, item in enumerate(items):
+                    reason = "overwrite" if overwrite or manifest is None or item.source is None else (
+                        manifest.unfinished_reason(item.key, item.source))
+                    if reason is None:
+                        logger.info("skip %s: its outputs are there (overwrite=True to redo it)", item.name)
+                        self.last_skipped.append(item.name)
+                        saved = manifest.outputs(item.key)
+                        results[i] = self._read_back(saved) if return_predictions else _one_or_list(saved)
+                    else:
+                        logger.debug("predict %s: %s", item.name, reason)
+                        todo.append(i)
+                logger.info("%s: %d input(s) to predict, %d finished before", self.name, len(todo),
+                            len(items) - len(todo))
+                if manifest is not None and todo:
+                    for i in todo:  # an output name that is a link (to the input, say) is replaced, not written through
+                        for p in manifest.outputs(items[i].key):
+                            if p.is_symlink():
+                                logger.warning("%s is a link; removing it to write the output there", p)
+                                p.unlink()
+                    manifest.forget([items[i].key for i in todo])
+                if todo:
+                    (scratch / "inputs").mkdir()
+                    for i in todo:
+                        if items[i].file is None:
+                            items[i].file = self._write_array(items[i], scratch / "inputs")
+                    show = sys.stderr.isatty() if progress is None else bool(progress)
+                    self._run_all(items, todo, bundle_out, manifest, int(num_workers), return_predictions, show,
+                                  on_error == "skip", results)
+        finally:
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
+        return results if many else results[0]
+
+    @staticmethod
+    def _read_back(saved: list[Path]) -> Any:
+        from monai.transforms import LoadImage
+
+        readable = [p for p in saved if _suffix(p) in SUPPORTED_SUFFIXES] or saved
+        pred = LoadImage(image_only=True, ensure_channel_first=True)(str(readable[0]))
+        pred.meta["saved_to"] = str(readable[0])
+        return pred
+
+    def _run_all(self, items, todo, bundle_out, manifest, num_workers, return_predictions, show, skip_errors,
+                 results) -> None:
+        """Run the workflow over ``todo``; with ``skip_errors`` a failed input is logged and the rest run again."""
+        from .bundle.runner import OutputRecorder, error_chain
+
+        pending = list(todo)
+        while pending:
+            recorder = OutputRecorder(
+                bundle_out, keys=[items[i].key for i in pending], sources=[items[i].source for i in pending],
+                manifest=manifest, keep_predictions=return_predictions, progress=show,
             )
-            show = sys.stderr.isatty() if progress is None else progress
-            autocast = (
-                torch.autocast(device_type=self.device.type, dtype=self._autocast_dtype)
-                if self._autocast_dtype is not None
-                else contextlib.nullcontext()
-            )
-            for i, item in zip(todo, tqdm(loader, total=len(data), disable=not show, desc=self.name, unit="input")):
-                try:
-                    if "_error" in item:
-                        raise _InputError(item["_error"])
-                    pred = self._predict_one(item, post, autocast)
-                except Exception as e:
-                    if not skip_errors:
-                        raise
-                    message = item.get("_error") or _error_line(e)
-                    self.last_errors[items[i]["_subject"]] = message
-                    logger.error("%s failed: %s", items[i]["_subject"], message)
+            failure: BaseException | None = None
+            try:
+                self._run_workflow([items[i].file for i in pending], bundle_out, num_workers, recorder)
+            except Exception as e:  # noqa: BLE001  (re-raised as a PredictError naming the input)
+                failure = e
+            for i in pending:
+                key = items[i].key
+                if key not in recorder.written:
                     continue
-                saved = expected_paths[i] or [Path(p) for p in [getattr(pred, "meta", {}).get("saved_to")] if p]
+                self.last_predicted.append(items[i].name)
+                saved = recorder.written[key]
                 for p in saved:
                     logger.info("wrote %s", p)
                 if return_predictions:
+                    pred = recorder.predictions.get(key)
+                    if pred is not None and hasattr(pred, "meta"):
+                        if items[i].source is None:
+                            pred.meta["filename_or_obj"] = items[i].name
+                        if saved and manifest is not None:
+                            pred.meta["saved_to"] = str(saved[0])
                     results[i] = pred
-                else:
-                    results[i] = _one_or_list(saved) if saved else None
-        return results if many else results[0]
+                else:  # without an output_dir the files were in a temporary folder, removed now
+                    results[i] = _one_or_list(saved) if manifest is not None else None
+            if failure is None:
+                return
+            if not recorder.loading or recorder.done >= len(pending):
+                # before the first input (network, weights, handlers) or after the last: not one input's fault
+                raise PredictError(f"bundle {self.path.name}: its inference workflow failed outside of any one input "
+                                   "(building the network, loading the weights, a handler)") from failure
+            failed = items[pending[recorder.done]]
+            error = PredictError(f"{failed.name}: bundle {self.path.name} failed on this input", input=failed.name)
+            error.__cause__ = failure
+            if not skip_errors:
+                raise error
+            self.last_errors[failed.name] = " <- ".join(error_chain(failure))
+            logger.error("%s failed: %s", failed.name, self.last_errors[failed.name])
+            pending = pending[recorder.done + 1 :]
 
-    def _predict_one(self, item: dict, post, autocast) -> Any:
-        """Inference and postprocessing of one preprocessed item; returns ``pred`` as the postprocessing leaves it."""
-        import torch
-        from monai.data import MetaTensor
+    def workflow(self, datalist: Sequence[str], output_dir: str | os.PathLike, num_workers: int = 0):
+        """The bundle's inference ``ConfigWorkflow`` with medst's overrides, not yet initialised: what
+        :meth:`predict` runs, and what ``python -m monai.bundle run --datalist ... --output_dir ...`` runs."""
+        from monai.bundle import ConfigWorkflow
 
-        image = item["image"]
-        if not isinstance(image, MetaTensor):
-            image = item["image"] = MetaTensor(torch.as_tensor(image))
-        with torch.no_grad(), autocast:
-            pred = self.inferer(image.as_tensor()[None].to(self.device), self.network)
-        if isinstance(pred, (tuple, list)):
-            pred = pred[0]
-        pred = torch.as_tensor(pred)[0].detach().cpu()
-        # the prediction carries the preprocessed image's metadata and transform trace, as decollate_batch would
-        # give it, so that Invertd and SaveImaged see where it came from
-        item["pred"] = MetaTensor(
-            pred.float() if pred.is_floating_point() else pred,
-            meta=copy.deepcopy(dict(image.meta)),
-            applied_operations=copy.deepcopy(image.applied_operations),
-        )
-        return post(item)["pred"]
+        overrides = dict(self._overrides, datalist=[str(d) for d in datalist], output_dir=str(output_dir))
+        if "num_workers" in self._config.config:
+            overrides["num_workers"] = int(num_workers)
+        elif num_workers:
+            raise ValueError(
+                f"{self.config_file} has no top-level 'num_workers': bundle {self.path.name} does not take it"
+            )
+        quiet = logging.getLogger("monai.bundle.workflows")
+        level = quiet.level
+        if self.logging_file is False:
+            quiet.setLevel(logging.ERROR)  # "Logging file is set to False, skipping logging." at every call
+        try:
+            return ConfigWorkflow(
+                workflow_type="inference",
+                config_file=str(self.config_file),
+                meta_file=str(self.meta_file),
+                logging_file=self.logging_file,
+                **overrides,
+            )
+        finally:
+            quiet.setLevel(level)
+
+    def _run_workflow(self, datalist: list[str], output_dir: Path, num_workers: int, recorder) -> None:
+        workflow = self.workflow(datalist, output_dir, num_workers)
+        workflow.initialize()
+        recorder.attach(workflow.parser.get_parsed_content("evaluator"))
+        workflow.run()
+        workflow.finalize()
 
     def __repr__(self) -> str:
         return f"Bundle(name={self.name!r}, path={str(self.path)!r}, device={str(self.device)!r})"

@@ -8,7 +8,12 @@
     medst list [--bundles-dir DIR]
     medst info BUNDLE [--json]
 
-Every error is one line on stderr and a non-zero exit code (1: the command failed, 2: bad arguments).
+``medst predict`` runs the bundle's own inference workflow (``monai.bundle.ConfigWorkflow``), as
+``python -m monai.bundle run`` does, through :func:`medst.load_bundle`.
+
+An error prints its whole chain on stderr, medst's message (which names the file) first, then each cause
+(``caused by: ...``), and exits non-zero (1: the command failed, 2: bad arguments, 130: interrupted by Ctrl-C or
+SIGTERM).
 """
 
 from __future__ import annotations
@@ -129,9 +134,10 @@ def _predict(args: argparse.Namespace) -> int:
             if p is not None:
                 print(p)
     if bundle.last_errors:
-        name, message = next(iter(bundle.last_errors.items()))
         failed = f"{len(bundle.last_errors)} of {len(paths)} input(s) failed"
-        print(f"medst predict: error: {failed}; first: {name}: {message}", file=sys.stderr)
+        print(f"medst predict: error: {failed}:", file=sys.stderr)
+        for name, message in bundle.last_errors.items():
+            print(f"  {name}: {message}", file=sys.stderr)
         return 1
     return 0
 
@@ -198,11 +204,23 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _message(e: BaseException) -> str:
-    """One line: the error's own message, or, for MONAI's wrapped transform errors, the innermost cause's."""
-    from .api import _error_line
+def _messages(e: BaseException) -> list[str]:
+    """The error's chain, outermost (medst's own message, naming the file) first, one line each."""
+    from .bundle.runner import error_chain
 
-    return _error_line(e, name_unwrapped=False)
+    lines = error_chain(e)
+    own = (str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)).strip().splitlines()
+    if lines and own and "cannot find a suitable" not in own[0]:
+        lines[0] = own[0]  # the outermost error's own message, without its type's name
+    return lines
+
+
+class _NoTraceback(logging.Filter):
+    """Log records keep their message and lose their traceback (``-v`` keeps it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        return True
 
 
 _COMMANDS = {"predict": _predict, "list": _list, "info": _info}
@@ -218,15 +236,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("medst").setLevel(level)
+    if not args.verbose:  # a bundle's handlers log a failure with its traceback; medst prints the chain instead
+        for handler in logging.getLogger().handlers:
+            if not any(isinstance(f, _NoTraceback) for f in handler.filters):
+                handler.addFilter(_NoTraceback())
     try:
         return _COMMANDS[args.command](args)
-    except KeyboardInterrupt:
-        print("medst: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        print(f"medst: interrupted{f' ({e})' if str(e) else ''}; temporary files removed", file=sys.stderr)
         return 130
     except (OSError, ValueError, TypeError, KeyError, RuntimeError, ImportError) as e:
         if args.verbose:
             logger.exception("medst %s failed", args.command)
-        print(f"medst {args.command}: error: {_message(e)}", file=sys.stderr)
+        first, *causes = _messages(e) or [type(e).__name__]
+        print(f"medst {args.command}: error: {first}", file=sys.stderr)
+        for cause in causes:
+            print(f"  caused by: {cause}", file=sys.stderr)
         return 1
 
 

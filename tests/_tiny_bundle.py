@@ -1,7 +1,9 @@
 """A tiny MONAI bundle in the model-zoo layout, written into a temporary folder for the API and CLI tests.
 
 One 3x3x3 convolution with random weights (1 -> 2 channels) behind the conventions medst's bundles follow:
-``configs/inference.json`` with ``bundle_root``, ``device``, ``dataset_dir``, ``output_dir``, ``network_def``,
+``configs/inference.json`` with ``bundle_root``, ``device``, ``dataset_dir``, ``output_dir``, ``datalist``, the
+inferer's settings as top-level ids (``roi_size``, ``sw_batch_size``, ``overlap``, ``precision``), ``num_workers``,
+``ckpt_path``, ``network_def``,
 ``network``, ``preprocessing`` (LoadImaged, EnsureChannelFirstd, Orientationd, Spacingd: a prediction must be inverted
 to land in the input's space), ``inferer``, ``postprocessing`` (Activationsd, Invertd, AsDiscreted, SaveImaged),
 ``dataset``, ``dataloader``, ``evaluator``, ``handlers``, ``initialize``, ``run``, ``finalize``;
@@ -71,6 +73,12 @@ def inference_config(bare: bool = False) -> dict:
         "device": "$torch.device('cuda:0' if torch.cuda.is_available() else 'cpu')",
         "dataset_dir": "$@bundle_root + '/data'",
         "output_dir": "$@bundle_root + '/eval'",
+        "datalist": "$sorted(glob.glob(@dataset_dir + '/*.nii*'))",
+        "roi_size": [16, 16, 16],
+        "sw_batch_size": 2,
+        "overlap": 0.25,
+        "num_workers": 0,
+        "ckpt_path": "$@bundle_root + '/models/model.pt'",
         "network_def": {
             "_target_": "torch.nn.Conv3d",
             "in_channels": 1,
@@ -80,18 +88,26 @@ def inference_config(bare: bool = False) -> dict:
         },
         "network": "$@network_def.to(@device)",
         "preprocessing": PREPROCESSING,
-        "inferer": {"_target_": "SlidingWindowInferer", "roi_size": [16, 16, 16], "sw_batch_size": 2, "overlap": 0.25},
+        "precision": "fp32",
+        "inferer": {
+            "_target_": "medst.inferers.VolumeInferer",
+            "roi_size": "@roi_size",
+            "sw_batch_size": "@sw_batch_size",
+            "overlap": "@overlap",
+            "precision": "@precision",
+            "progress": False,
+        },
         "postprocessing": BARE_POSTPROCESSING if bare else POSTPROCESSING,
         "dataset": {
             "_target_": "Dataset",
-            "data": "$[{'image': f} for f in sorted(glob.glob(@dataset_dir + '/*.nii*'))]",
+            "data": "$[{'image': f} for f in @datalist]",
             "transform": "@preprocessing",
         },
-        "dataloader": {"_target_": "DataLoader", "dataset": "@dataset", "batch_size": 1, "num_workers": 0},
+        "dataloader": {"_target_": "DataLoader", "dataset": "@dataset", "batch_size": 1, "num_workers": "@num_workers"},
         "handlers": [
             {
                 "_target_": "CheckpointLoader",
-                "load_path": "$@bundle_root + '/models/model.pt'",
+                "load_path": "@ckpt_path",
                 "load_dict": {"model": "@network"},
             }
         ],
@@ -183,7 +199,7 @@ def make_tiny_bundle(root: str | Path, name: str = "tiny_seg", bare: bool = Fals
 def make_tiny_video_bundle(root: str | Path, name: str = "tiny_video_seg") -> Path:
     """A video bundle: (1, T, H, W) grey frames -> 2-class labels written as a lossless .mkv at the input's rate."""
     cfg = inference_config()
-    cfg["dataset"]["data"] = "$[{'image': f} for f in sorted(glob.glob(@dataset_dir + '/*.mkv'))]"
+    cfg["datalist"] = "$sorted(glob.glob(@dataset_dir + '/*.mkv'))"
     cfg["preprocessing"] = {
         "_target_": "Compose",
         "transforms": [
@@ -193,7 +209,7 @@ def make_tiny_video_bundle(root: str | Path, name: str = "tiny_video_seg") -> Pa
             {"_target_": "EnsureTyped", "keys": "image", "dtype": "$torch.float32"},
         ],
     }
-    cfg["inferer"] = {"_target_": "SlidingWindowInferer", "roi_size": [4, 16, 16], "sw_batch_size": 2}
+    cfg["roi_size"] = [4, 16, 16]
     post = json.loads(json.dumps(POSTPROCESSING))
     post["transforms"][-1].update({"output_ext": ".mkv", "output_dtype": "$np.uint8"})
     cfg["postprocessing"] = post
@@ -229,11 +245,15 @@ def make_tiny_4d_bundle(root: str | Path, name: str = "tiny_4d_seg") -> Path:
             {"_target_": "NormalizeIntensityd", "keys": "image"},
         ],
     }
+    cfg["roi_size"] = [24, 24, 4]  # one tile over functional.nii's 17 x 21 x 3 volumes: cheap on a busy CPU
+    cfg["precision"] = "auto"
     cfg["inferer"] = {
         "_target_": "medst.inferers.StreamingInferer",
-        "roi_size": [24, 24, 4],  # one tile over functional.nii's 17 x 21 x 3 volumes: cheap on a busy CPU
+        "roi_size": "@roi_size",
         "time_chunk": 10,
-        "overlap": 0.25,
+        "overlap": "@overlap",
+        "sw_batch_size": "@sw_batch_size",
+        "precision": "@precision",
     }
     post = json.loads(json.dumps(POSTPROCESSING))
     activation, invert, discrete, save = post["transforms"]

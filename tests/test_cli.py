@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -148,11 +150,62 @@ def test_continue_on_error(bundles, sample, tmp_path, capsys):
     broken.write_bytes(b"not a nifti")
     t1 = str(sample("anatomical_t1"))
     argv = ["predict", "-b", str(bundles / "tiny_seg"), str(broken), t1, "-o", str(tmp_path / "out"), "--no-progress"]
-    assert main(argv) == 1  # stops at the broken file, naming it (not MONAI's "applying transform" wrapper)
+    assert main(argv) == 1  # stops at the broken file
     assert not (tmp_path / "out" / "anatomical_seg.nii.gz").exists()
-    err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert "broken.nii.gz" in err and "applying transform" not in err
+    first, *causes = capsys.readouterr().err.strip().splitlines()
+    # medst's line names the file; the causes follow, down to the reader's own message
+    assert first.startswith("medst predict: error: ") and "broken.nii.gz: bundle tiny_seg failed" in first
+    assert causes and all(c.startswith("  caused by: ") for c in causes)
+    assert any("applying transform" in c and "LoadImaged" in c for c in causes)
+    assert "broken.nii.gz" in causes[-1] and "Traceback" not in causes[-1]
     assert main([*argv, "--continue-on-error"]) == 1  # goes on, and still says that something failed
     captured = capsys.readouterr()
     assert captured.out.split() == [str(tmp_path / "out" / "anatomical_seg.nii.gz")]
-    assert "1 of 2 input(s) failed" in captured.err and "broken.nii.gz" in captured.err
+    assert "1 of 2 input(s) failed" in captured.err and f"  {broken}: " in captured.err
+
+
+def test_unknown_set_key_lists_close_matches(bundles, sample, tmp_path, capsys):
+    argv = ["predict", "-b", str(bundles / "tiny_seg"), str(sample("anatomical_t1")), "-o", str(tmp_path)]
+    assert main([*argv, "--set", "overlapp=0.5"]) == 1
+    err = capsys.readouterr().err
+    assert "has no id 'overlapp' to override; did you mean overlap" in err
+    assert not any(p.suffix == ".gz" for p in tmp_path.iterdir())
+
+
+def test_fp16_on_the_cpu_is_refused(bundles, sample, tmp_path, capsys):
+    argv = ["predict", "-b", str(bundles / "tiny_seg"), str(sample("anatomical_t1")), "-o", str(tmp_path)]
+    assert main([*argv, "--device", "cpu", "--precision", "fp16"]) == 1
+    assert "'fp16' on the CPU" in capsys.readouterr().err
+
+
+def test_empty_weights_name_the_file(tmp_path, sample, capsys):
+    bundle = make_tiny_bundle(tmp_path, name="empty_weights")
+    (bundle / "models" / "model.pt").write_bytes(b"")
+    assert main(["predict", "-b", str(bundle), str(sample("anatomical_t1")), "-o", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert f"{bundle / 'models' / 'model.pt'} is empty (0 bytes)" in err and "EOFError" not in err
+
+
+def test_wrong_dimensions_in_the_cli(bundles, tmp_path, capsys):
+    f = tmp_path / "slice.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((20, 18), np.float32), np.eye(4)), str(f))
+    assert main(["predict", "-b", str(bundles / "tiny_seg"), str(f), "-o", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "slice.nii.gz: a 2D image of shape (20, 18); bundle tiny_seg expects a scan" in err
+
+
+def test_a_failure_prints_the_chain_without_tracebacks(bundles, tmp_path):
+    broken = tmp_path / "broken.nii.gz"
+    broken.write_bytes(b"\x1f\x8b not really gzip")
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]), OMP_NUM_THREADS="1")
+    done = subprocess.run(
+        [sys.executable, "-m", "medst.cli", "predict", "-b", str(bundles / "tiny_seg"), str(broken), "-o",
+         str(tmp_path / "out"), "--device", "cpu"],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr, done.stderr
+    lines = done.stderr.strip().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("medst predict: error: "))
+    assert f"{broken}: bundle tiny_seg failed on this input" in lines[start]
+    assert all(line.startswith("  caused by: ") for line in lines[start + 1 :]) and len(lines) > start + 2

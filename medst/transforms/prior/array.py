@@ -73,7 +73,7 @@ def _affine_registration(fixed, moving, spacing: float, seed: int):
     reg = sitk.ImageRegistrationMethod()
     reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
     reg.SetMetricSamplingStrategy(reg.RANDOM)
-    reg.SetMetricSamplingPercentage(0.25, seed)
+    reg.SetMetricSamplingPercentage(0.25, int(seed) + 1)  # SimpleITK reads 0 as sitkWallClock: a new seed each run
     reg.SetInterpolator(sitk.sitkLinear)
     reg.SetOptimizerAsRegularStepGradientDescent(
         learningRate=1.0, minStep=1e-4, numberOfIterations=300, relaxationFactor=0.7
