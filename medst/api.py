@@ -428,8 +428,12 @@ class Bundle:
 
     @property
     def _frames_in_channels(self) -> bool:
-        """A 4D-scan bundle whose preprocessing moves the loaded channel axis to time (``ChannelToTimed``)."""
-        return "ChannelToTime" in json.dumps(self._config.config.get("preprocessing", ""))
+        """A 4D-scan bundle whose preprocessing moves the loaded channel axis to time (``ChannelToTimed``), or that
+        reads a 4D NIfTI chunk by chunk (``medst.data.ChunkDataset``, frames on the file's last axis)."""
+        config = self._config.config
+        if "ChannelToTime" in json.dumps(config.get("preprocessing", "")):
+            return True
+        return "ChunkDataset" in json.dumps(config.get("dataset", "")) and self.input_kind == "image"
 
     @property
     def input_kind(self) -> str:

@@ -677,7 +677,7 @@ def _torchrun(bundle: Path, inputs: list[str], out: Path) -> list[list[str]]:
            # each rank writes how many inputs it got (the ranks' stdout lines can be lost or interleaved), then the
            # config's own finalize
            "--finalize", repr(["$open(os.path.join(@output_dir, '.rank%d-inputs' % dist.get_rank()), 'w')"
-                               ".write(str(len(@dataloader)))",
+                               ".write(str(len(@todo_dataset.data)))",
                                *json.loads((bundle / "configs" / "multi_gpu_inference.json").read_text())["finalize"]])]
     env = dict(os.environ, PYTHONPATH=str(WORKTREE), OMP_NUM_THREADS="1")
     env.pop("CUDA_VISIBLE_DEVICES", None)

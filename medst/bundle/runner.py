@@ -304,6 +304,34 @@ class OutputRecorder:
             self._bar = tqdm(total=len(self.keys), unit="input")
             engine.add_event_handler(Events.COMPLETED, lambda _: self._bar.close())
 
+    #: predictions of an input read chunk by chunk are kept (joined along time) up to this size; a longer input's
+    #: prediction is left to its output files, so that memory does not grow with its length
+    max_chunked_prediction_bytes = 256 * 2**20
+
+    def _keep_chunk(self, item: dict) -> None:
+        chunks = self.__dict__.setdefault("_chunks", [])
+        if not self.keep_predictions or chunks is None or self.pred_key not in item:
+            return
+        pred = item[self.pred_key]
+        pred = pred.detach().cpu() if hasattr(pred, "detach") else pred
+        chunks.append(pred)
+        if sum(c.numel() * c.element_size() for c in chunks) > self.max_chunked_prediction_bytes:
+            logger.info("%s: the prediction is longer than %d MB: not kept in memory (read its output files)",
+                        self.current, self.max_chunked_prediction_bytes // 2**20)
+            self._chunks = None
+
+    def _joined_chunks(self, item: dict) -> dict:
+        chunks, self._chunks = self.__dict__.get("_chunks"), []
+        item = {k: v for k, v in item.items() if k != self.pred_key}
+        if chunks:
+            import torch
+            from monai.data import MetaTensor
+
+            joined = torch.cat([c.as_tensor() if isinstance(c, MetaTensor) else c for c in chunks], 1)
+            first = chunks[0]
+            item[self.pred_key] = MetaTensor(joined, meta=dict(first.meta)) if isinstance(first, MetaTensor) else joined
+        return item
+
     @property
     def current(self) -> str | None:
         """The key of the input being loaded or predicted (``None`` when all are done)."""
@@ -323,10 +351,11 @@ class OutputRecorder:
         position = _chunk_position(items)
         if position is not None:  # one chunk of an input (medst.data.ChunkDataset): done at its last chunk
             self._chunk_changed = [*getattr(self, "_chunk_changed", []), *changed]
+            self._keep_chunk(items[0])
             if not position[1]:
                 return
             changed, self._chunk_changed = list(dict.fromkeys(self._chunk_changed)), []
-            items = [{k: v for k, v in items[0].items() if k != self.pred_key}]  # a chunk is not the prediction
+            items = [self._joined_chunks(items[0])]
         n = max(len(items), 1)
         batch_keys = self.keys[self.done : self.done + n]
         for j, key in enumerate(batch_keys):
