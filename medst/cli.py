@@ -236,10 +236,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("medst").setLevel(level)
+    factory = logging.getLogRecordFactory()
     if not args.verbose:  # a bundle's handlers log a failure with its traceback; medst prints the chain instead
         for handler in logging.getLogger().handlers:
             if not any(isinstance(f, _NoTraceback) for f in handler.filters):
                 handler.addFilter(_NoTraceback())
+
+        def no_traceback(*a, **kw):  # also for loggers with handlers of their own (MONAI's StatsHandler's)
+            record = factory(*a, **kw)
+            record.exc_info, record.exc_text, record.stack_info = None, None, None
+            return record
+
+        logging.setLogRecordFactory(no_traceback)
     try:
         return _COMMANDS[args.command](args)
     except KeyboardInterrupt as e:
@@ -253,6 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for cause in causes:
             print(f"  caused by: {cause}", file=sys.stderr)
         return 1
+    finally:
+        logging.setLogRecordFactory(factory)
 
 
 if __name__ == "__main__":  # python -m medst.cli

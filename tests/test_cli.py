@@ -209,3 +209,54 @@ def test_a_failure_prints_the_chain_without_tracebacks(bundles, tmp_path):
     start = next(i for i, line in enumerate(lines) if line.startswith("medst predict: error: "))
     assert f"{broken}: bundle tiny_seg failed on this input" in lines[start]
     assert all(line.startswith("  caused by: ") for line in lines[start + 1 :]) and len(lines) > start + 2
+
+
+DIGITS = Path(__file__).resolve().parents[1] / "bundles" / "moving_digits_convlstm_segmentation"
+
+
+@pytest.mark.parametrize("kind, name, message", [
+    ("random", "random.mp4", "cannot open as a video"),
+    ("audio", "audio.mp4", "no video stream"),
+    ("zero", "zero.avi", "zero frames"),
+    ("cut", "cut.mkv", "decoding stopped at frame"),
+])
+def test_bad_videos_through_the_video_bundle_name_the_file(tmp_path, capsys, kind, name, message):
+    """The chunked video bundle, from the CLI: a bad video is one clear line naming the file, and leaves no output."""
+    import av
+
+    from medst.data import write_video
+
+    path = tmp_path / name
+    if kind == "random":
+        path.write_bytes(np.random.default_rng(3).integers(0, 256, 6000, dtype=np.uint8).tobytes())
+    elif kind == "audio":
+        with av.open(str(path), "w") as c:
+            s = c.add_stream("aac", rate=8000)
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate = 8000
+            for k in range(4):
+                frame.pts = k * 1024
+                for pk in s.encode(frame):
+                    c.mux(pk)
+            for pk in s.encode():
+                c.mux(pk)
+    elif kind == "zero":
+        with av.open(str(path), "w") as c:
+            s = c.add_stream("ffv1", rate=10)
+            s.width, s.height, s.pix_fmt = 8, 8, "gray"
+            c.start_encoding()
+    else:
+        full = write_video(np.random.default_rng(0).integers(0, 256, (300, 64, 64), dtype=np.uint8),
+                           tmp_path / "full.mkv", fps=25)
+        data = full.read_bytes()
+        path.write_bytes(data[: int(len(data) * 0.6)])
+        full.unlink()
+    out = tmp_path / "out"
+    assert main(["predict", "-b", str(DIGITS), str(path), "-o", str(out), "--device", "cpu", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert f"medst predict: error: {path}: bundle moving_digits_convlstm_segmentation failed on this input" in err
+    assert any(name in line and message in line for line in err.splitlines() if "caused by:" in line), err
+    assert "cannot find a suitable reader" not in err
+    # (no traceback in a real run: test_a_failure_prints_the_chain_without_tracebacks, a subprocess; in-process
+    # runs of several tests share MONAI's StatsHandler logger, whose handler keeps an earlier test's stderr)
+    assert not [p for p in out.rglob("*") if p.is_file() and p.name.endswith((".mkv", ".mp4"))]

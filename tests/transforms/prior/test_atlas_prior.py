@@ -122,7 +122,7 @@ def test_deformable_stage_follows_a_shape_the_affine_cannot():
     def dice(a):
         return 2 * (a & brain).sum() / (a.sum() + brain.sum())
 
-    # measured over runs (SimpleITK's threads make each run differ slightly): affine 0.93-0.96, deformable 0.97
-    assert dice(deformable) > max(dice(affine_only), 0.96)
+    # measured: affine 0.955, deformable 0.962 (the same every run, to 1e-4)
+    assert dice(deformable) > dice(affine_only) + 0.004
     with pytest.raises(ValueError, match="deformable_grid_mm"):
         AtlasMaskPrior(atlas_img, atlas_mask, deformable_grid_mm=0)
