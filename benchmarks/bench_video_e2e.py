@@ -98,8 +98,8 @@ def child_network(path: str, frames: int) -> dict:
 
 def run_e2e(path: Path, out: Path, runner: str) -> dict:
     if runner == "cli":
-        cmd = [str(Path(sys.executable).parent / "medst"), "predict", str(path), "-b", str(BUNDLE), "-o", str(out),
-               "--no-progress", "-q"]
+        cmd = [str(Path(sys.executable).parent / "medst"), "-q", "predict", str(path), "-b", str(BUNDLE), "-o",
+               str(out), "--no-progress"]
         cwd = REPO
     else:
         cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/inference.json",

@@ -176,8 +176,17 @@ def test_leftover_temporaries_of_a_killed_run_are_swept(seg, t1, tmp_path):
     (stale / "inputs" / "array_0.nii.gz").write_bytes(b"half")
     alive = tmp_path / f"{TMP_PREFIX}{os.getppid()}-xyz"  # a running process's: left alone
     alive.mkdir()
+    # a writer's half-written file (atomic_write_path, the chunk writers) of the killed run: swept too
+    from medst.data import atomic_write_path
+
+    with atomic_write_path(tmp_path / "b_seg.nii.gz") as part:
+        assert part.name.startswith(f"{TMP_PREFIX}{os.getpid()}-")
+        part.write_bytes(b"whole")
+    (tmp_path / "b_seg.nii.gz").unlink()
+    half = tmp_path / f"{TMP_PREFIX}{dead.pid}-b_seg.nii.x1y2.part.nii.gz"
+    half.write_bytes(b"half")
     seg.predict(t1, output_dir=tmp_path)
-    assert not stale.exists() and alive.is_dir()
+    assert not stale.exists() and alive.is_dir() and not half.exists()
 
 
 def _slow_bundle(root: Path) -> Path:
@@ -746,3 +755,25 @@ def test_a_named_readers_error_reaches_the_user(tmp_path):
     # the named reader's own error is raised (MONAI does not go on to its other readers and say it found none)
     assert not any("cannot find a suitable reader" in line for line in chain), chain
     assert any("clip.mkv" in line and "cannot open as a video" in line for line in chain), chain
+
+
+@pytest.mark.parametrize("name", ["brain_extraction_unetr", "cardiac_phantom_convlstm4d_segmentation"])
+def test_a_nan_voxel_is_refused_at_inference(name, tmp_path):
+    """One NaN voxel would make the whole segmentation empty (every window and normalisation it touches is NaN):
+    the bundles' inference configs refuse it, naming the file, and write nothing."""
+    bundle = WORKTREE / "bundles" / name
+    src = _small_input(bundle, tmp_path / "in")
+    img = nib.load(src)
+    data = np.asarray(img.dataobj).astype(np.float32)
+    data[(1,) * data.ndim] = np.nan
+    bad = tmp_path / "in" / "nan_scan.nii.gz"
+    header = img.header.copy()
+    header.set_data_dtype(np.float32)  # the ITK head is uint8, where a NaN would become 0
+    nib.save(nib.Nifti1Image(data, img.affine, header), str(bad))
+    with pytest.raises(PredictError) as info:
+        load_bundle(bundle, device="cpu").predict(bad, output_dir=tmp_path / "out")
+    from medst.bundle.runner import error_chain
+
+    chain = error_chain(info.value)
+    assert any("nan_scan.nii.gz" in line and "NaN" in line for line in chain), chain
+    assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file() and not p.name.startswith(".")]

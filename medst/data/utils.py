@@ -129,7 +129,9 @@ def atomic_write_path(path: str | os.PathLike, inputs: Iterable[str | os.PathLik
     check_not_input(final, inputs)
     final.parent.mkdir(parents=True, exist_ok=True)
     suffix = "".join(final.suffixes[-2:]) if final.name.endswith(".nii.gz") else final.suffix
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".part{suffix}", dir=final.parent)
+    # named like the runner's temporaries, so that a run killed by SIGKILL has them swept by the next one
+    fd, tmp_name = tempfile.mkstemp(prefix=f".medst-tmp-{os.getpid()}-{final.stem}.", suffix=f".part{suffix}",
+                                    dir=final.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
