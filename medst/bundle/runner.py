@@ -385,7 +385,8 @@ def _chunk_position(items: list) -> tuple[int, bool] | None:
     for value in items[0].values():
         meta = getattr(value, "meta", None)
         if isinstance(meta, dict) and "chunk_index" in meta and "last_chunk" in meta:
-            return int(np.asarray(meta["chunk_index"]).reshape(-1)[0]), bool(np.asarray(meta["last_chunk"]).reshape(-1)[0])
+            index, last = np.asarray(meta["chunk_index"]).reshape(-1)[0], np.asarray(meta["last_chunk"]).reshape(-1)[0]
+            return int(index), bool(last)
     return None
 
 

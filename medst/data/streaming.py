@@ -477,8 +477,8 @@ class ChunkWriter:
     network and the postprocessing): ``kind="video"``: (C, t, H, W) with C in {1, 3}, written to
     ``<output_dir>/<name>_<postfix><ext>`` at the source's frame rate (integer labels unchanged, floats in [0, 1]
     scaled to 0..255); ``kind="nifti"``: (1, t, X, Y, Z), written as a 4D NIfTI (X, Y, Z, T) with the time spacing.
-    Until the last chunk the output is a hidden ``.medst-tmp-<pid>-<name>`` file; a run that fails or is stopped leaves no file under
-    the final name. Encoding runs on a writer thread behind the compute (``threaded=True``).
+    Until the last chunk the output is a hidden ``.medst-tmp-<pid>-<name>`` file; a run that fails or is stopped
+    leaves no file under the final name. Encoding runs on a writer thread behind the compute (``threaded=True``).
     """
 
     def __init__(

@@ -42,12 +42,12 @@ class NormalizeSeriesIntensity(Transform):
 
 
 class Overlay(Transform):
-    """A label map drawn over its image in colour, as MONAI's ``blend_images`` draws it: (1|3, *spatial) -> (3, *spatial).
+    """A label map drawn over its image in colour, as MONAI's ``blend_images`` draws it: (1|3, *spatial) -> (3, ...).
 
     The same blend as ``blend_images(image, label / num_classes, alpha, cmap, rescale_arrays=False,
     transparent_background=True)`` (tested equal), computed with a colour table of the ``num_classes`` labels
-    instead of the colour map over every voxel, in float32, a frame at a time: ``blend_images`` on a chunk of 256
-    frames of 640x480 held 2.5 GB of float64 colours. Unlike ``blend_images`` with its defaults, the colours do not
+    instead of the colour map over every voxel, in float32, a slab of frames at a time: ``blend_images`` on a chunk of
+    256 frames of 640x480 held 2.5 GB of float64 colours. Unlike ``blend_images`` with its defaults, the colours do not
     depend on which labels a chunk happens to hold: the image is scaled by a fixed ``image_range`` and label ``k``
     takes the colour ``cmap(k / num_classes)``, so the chunks of a video overlay the same way as the whole clip.
 
@@ -89,13 +89,18 @@ class Overlay(Transform):
         scale = 1.0 / (hi - lo if hi > lo else 1.0)
         lab = lab.cpu().long().clamp_(0, self.num_classes - 1)
         out = torch.empty((3, *img.shape[1:]), dtype=torch.uint8 if self.as_uint8 else torch.float32)
-        for t in range(img.shape[1]):  # a frame (a slice) at a time: memory of one frame in float32
-            frame = ((img[:, t].cpu().float() - lo) * scale).clamp_(0.0, 1.0).expand(3, *img.shape[2:])
-            k = lab[0, t]
+        # slabs of frames (slices) of about 4 M voxels: bounded float32 memory, few Python steps for small frames
+        step = max(1, (1 << 22) // max(1, int(np.prod(img.shape[2:]))))
+        for t in range(0, img.shape[1], step):
+            frame = ((img[:, t : t + step].cpu().float() - lo) * scale).clamp_(0.0, 1.0)
+            frame = frame.expand(3, *frame.shape[1:])
+            k = lab[0, t : t + step]
             w = (k > 0).to(torch.float32) * self.alpha
-            colour = self.colours[k].movedim(-1, 0)  # (3, *frame)
+            colour = self.colours[k].movedim(-1, 0)  # (3, slab, *frame)
             blended = frame * (1.0 - w) + colour * w
-            out[:, t] = (blended * 255.0).round_().clamp_(0, 255).to(torch.uint8) if self.as_uint8 else blended
+            if self.as_uint8:
+                blended = (blended * 255.0).round_().clamp_(0, 255).to(torch.uint8)
+            out[:, t : t + step] = blended
         if isinstance(image, MetaTensor):
             out = MetaTensor(out, meta=dict(image.meta))
         return out
