@@ -9,6 +9,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from _bad_videos import audio_only, zero_frames
 from _tiny_bundle import make_tiny_bundle
 
 from medst.cli import build_parser, main
@@ -222,29 +223,15 @@ DIGITS = Path(__file__).resolve().parents[1] / "bundles" / "moving_digits_convls
 ])
 def test_bad_videos_through_the_video_bundle_name_the_file(tmp_path, capsys, kind, name, message):
     """The chunked video bundle, from the CLI: a bad video is one clear line naming the file, and leaves no output."""
-    import av
-
     from medst.data import write_video
 
     path = tmp_path / name
     if kind == "random":
         path.write_bytes(np.random.default_rng(3).integers(0, 256, 6000, dtype=np.uint8).tobytes())
     elif kind == "audio":
-        with av.open(str(path), "w") as c:
-            s = c.add_stream("aac", rate=8000)
-            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-            frame.sample_rate = 8000
-            for k in range(4):
-                frame.pts = k * 1024
-                for pk in s.encode(frame):
-                    c.mux(pk)
-            for pk in s.encode():
-                c.mux(pk)
+        audio_only(path)
     elif kind == "zero":
-        with av.open(str(path), "w") as c:
-            s = c.add_stream("ffv1", rate=10)
-            s.width, s.height, s.pix_fmt = 8, 8, "gray"
-            c.start_encoding()
+        zero_frames(path)
     else:
         full = write_video(np.random.default_rng(0).integers(0, 256, (300, 64, 64), dtype=np.uint8),
                            tmp_path / "full.mkv", fps=25)

@@ -8,6 +8,7 @@ import av
 import numpy as np
 import pytest
 import torch
+from _bad_videos import audio_only, zero_frames
 from monai.data import MetaTensor
 from monai.transforms import EnsureChannelFirst, LoadImage, LoadImaged, SaveImage, SaveImaged
 
@@ -340,28 +341,6 @@ def test_variable_frame_rate_times_and_exact_seeking(tmp_path, suffix, codec, pi
     assert float(img.affine[0, 3]) == pytest.approx(meta["frame_times"][4])  # the time origin of the clip
 
 
-def _audio_only(path):
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("aac", rate=8000)
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-        frame.sample_rate = 8000
-        for k in range(4):
-            frame.pts = k * 1024
-            for pk in s.encode(frame):
-                c.mux(pk)
-        for pk in s.encode():
-            c.mux(pk)
-    return path
-
-
-def _zero_frames(path):
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("ffv1", rate=10)
-        s.width, s.height, s.pix_fmt = 8, 8, "gray"
-        c.start_encoding()
-    return path
-
-
 @pytest.mark.parametrize("kind, name, error, message", [
     ("random", "random.mp4", CorruptFileError, "cannot open as a video"),
     ("audio", "audio.mp4", UnsupportedFormatError, "no video stream .audio only"),
@@ -374,9 +353,9 @@ def test_clear_errors_in_load_image(tmp_path, kind, name, error, message, how):
     if kind == "random":
         path.write_bytes(np.random.default_rng(3).integers(0, 256, 6000, dtype=np.uint8).tobytes())
     elif kind == "audio":
-        _audio_only(path)
+        audio_only(path)
     else:
-        _zero_frames(path)
+        zero_frames(path)
     load = LoadImage() if how == "LoadImage()" else LoadImaged("image", reader="medst.data.VideoReader")
     with pytest.raises(error, match=rf"{name}: .*{message}") as info:
         load(path if how == "LoadImage()" else {"image": path})
