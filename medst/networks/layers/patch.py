@@ -1,7 +1,9 @@
 """Space-to-depth and depth-to-space (patch reshaping) for 2D and 3D, TorchScript-friendly.
 
 The channel order matches ``torch.nn.functional.pixel_unshuffle`` (and MONAI's ``pixelunshuffle``):
-channel ``c * r**d + offset`` holds input channel ``c`` at the patch offset in row-major order.
+channel ``c * r**d + offset`` holds input channel ``c`` at the patch offset in row-major order (tested against
+MONAI's). Kept beside MONAI's because every registered network must script with TorchScript (the bundles export
+TorchScript) and MONAI's ``pixelunshuffle`` / ``pixelshuffle`` do not script (``torch.jit.script`` fails on them).
 """
 
 from __future__ import annotations
