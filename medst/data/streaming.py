@@ -54,7 +54,15 @@ def _is_nifti(path: str | os.PathLike) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------------- sources
-def _video_blocks(path: Path, chunk_frames: int, channels: str, on_error: str) -> Iterator[tuple[np.ndarray, dict]]:
+def _frames_per_chunk(chunk_frames: int, max_voxels: int | None, frame_voxels: int) -> int:
+    """``chunk_frames``, fewer for large frames so that a chunk holds at most ``max_voxels`` values."""
+    if not max_voxels:
+        return chunk_frames
+    return max(1, min(chunk_frames, int(max_voxels) // max(1, frame_voxels)))
+
+
+def _video_blocks(path: Path, chunk_frames: int, channels: str, on_error: str,
+                  max_voxels: int | None = None) -> Iterator[tuple[np.ndarray, dict]]:
     """(C, t, H, W) uint8 blocks of a video, decoded lazily, and the stream's metadata (on every block).
 
     The same honesty as :func:`medst.data.read_video`: a decoding error or a corrupt packet, or a clean end clearly
@@ -104,7 +112,12 @@ def _video_blocks(path: Path, chunk_frames: int, channels: str, on_error: str) -
             a = frame.to_ndarray(format=fmt)
             return a[None] if a.ndim == 2 else np.moveaxis(a, -1, 0)
 
+        sized = False
+
         def full() -> bool:
+            nonlocal chunk_frames, sized
+            if not sized and frames:  # the first frame tells the frame size
+                chunk_frames, sized = _frames_per_chunk(chunk_frames, max_voxels, frames[0].size), True
             return len(frames) >= chunk_frames
 
         eof = False
@@ -147,12 +160,13 @@ def _video_blocks(path: Path, chunk_frames: int, channels: str, on_error: str) -
         if decoded == 0:
             raise MedstDataError(f"{path}: the video has zero frames")
         info["frames_decoded"] = decoded
+        full()
         while frames:
             yield np.stack(frames[:chunk_frames], 1), info
             frames = frames[chunk_frames:]
 
 
-def _nifti_blocks(path: Path, chunk_frames: int) -> Iterator[tuple[np.ndarray, dict]]:
+def _nifti_blocks(path: Path, chunk_frames: int, max_voxels: int | None = None) -> Iterator[tuple[np.ndarray, dict]]:
     """(1, t, X, Y, Z) blocks of a 4D NIfTI, read lazily along its time axis (the last one)."""
     import nibabel as nib
 
@@ -166,6 +180,7 @@ def _nifti_blocks(path: Path, chunk_frames: int) -> Iterator[tuple[np.ndarray, d
     ts = time_spacing_seconds(float(hdr["pixdim"][4]), t_unit)
     info = {"time_spacing": ts, "fps": 1.0 / ts if ts > 0 else float("nan"), "affine_spatial": img.affine.copy()}
     n = img.shape[3]
+    chunk_frames = _frames_per_chunk(chunk_frames, max_voxels, int(np.prod(img.shape[:3])))
     for t0 in range(0, n, chunk_frames):
         block = np.asarray(img.dataobj[..., t0 : t0 + chunk_frames])  # only these frames are read
         yield np.moveaxis(block, -1, 0)[None], info
@@ -173,7 +188,8 @@ def _nifti_blocks(path: Path, chunk_frames: int) -> Iterator[tuple[np.ndarray, d
 
 
 def iter_chunks(
-    path: str | os.PathLike, chunk_frames: int = 64, channels: str = "auto", on_error: str = "raise"
+    path: str | os.PathLike, chunk_frames: int = 64, channels: str = "auto", on_error: str = "raise",
+    max_chunk_voxels: int | None = None,
 ) -> Iterator[MetaTensor]:
     """The chunks of a video or 4D NIfTI as channel-first ``MetaTensor`` s with their position in the metadata.
 
@@ -184,6 +200,8 @@ def iter_chunks(
     Args:
         path: a video FFmpeg decodes, or a .nii/.nii.gz 4D series.
         chunk_frames: frames per chunk.
+        max_chunk_voxels: fewer frames per chunk when a chunk would hold more values than this (large frames);
+            ``None``: always ``chunk_frames``.
         channels: ``"auto"``, ``"grey"`` or ``"rgb"`` (videos).
         on_error: ``"raise"`` (default): a stream that breaks part-way raises, naming the file and the frame;
             ``"keep"``: the frames that decoded are used, with a warning and ``decode_incomplete`` in the metadata
@@ -197,8 +215,10 @@ def iter_chunks(
         raise ValueError(f"channels must be 'auto', 'grey' or 'rgb', got {channels!r}.")
     path = Path(check_readable_file(path))
     nifti = _is_nifti(path)
-    blocks = _nifti_blocks(path, int(chunk_frames)) if nifti else _video_blocks(path, int(chunk_frames), channels,
-                                                                                on_error)
+    if nifti:
+        blocks = _nifti_blocks(path, int(chunk_frames), max_chunk_voxels)
+    else:
+        blocks = _video_blocks(path, int(chunk_frames), channels, on_error, max_chunk_voxels)
     pending: tuple[np.ndarray, dict] | None = None
     index, start = 0, 0
 
@@ -244,6 +264,9 @@ class ChunkDataset(IterableDataset):
     consumer, so decoding overlaps the network. Give it to a ``DataLoader`` with ``batch_size=1`` and
     ``num_workers=0`` (the chunks of a file must stay in order); ``len`` is unknown, which MONAI 1.6's engines accept.
 
+    ``max_chunk_voxels`` (16.8 M values) caps a chunk for large frames: 256 frames of 64x64, 54 of 640x480 RGB, so
+    that memory depends on neither the length nor, beyond that cap, the frame size.
+
     ``series_stats=True`` reads each series once first to put its intensity mean and standard deviation in every
     chunk's metadata (``series_mean``, ``series_std``), so that :class:`medst.transforms.NormalizeSeriesIntensityd`
     normalises a chunk exactly as ``NormalizeIntensityd`` normalises the whole series.
@@ -264,6 +287,7 @@ class ChunkDataset(IterableDataset):
         on_error: str = "raise",
         prefetch: int = 2,
         series_stats: bool = False,
+        max_chunk_voxels: int | None = 2**24,
     ) -> None:
         super().__init__()
         self.data = list(data)
@@ -275,6 +299,7 @@ class ChunkDataset(IterableDataset):
         self.channels, self.on_error = channels, on_error
         self.prefetch = max(0, int(prefetch))
         self.series_stats = series_stats
+        self.max_chunk_voxels = max_chunk_voxels
 
     def _items(self) -> list[dict]:
         items = [dict(d) if isinstance(d, Mapping) else {self.key: d} for d in self.data]
@@ -285,7 +310,7 @@ class ChunkDataset(IterableDataset):
 
     def _stats(self, path: Any) -> dict[str, float]:
         n, s, ss = 0, 0.0, 0.0
-        for chunk in iter_chunks(path, self.chunk_frames, self.channels, self.on_error):
+        for chunk in iter_chunks(path, self.chunk_frames, self.channels, self.on_error, self.max_chunk_voxels):
             a = chunk.as_tensor().double()
             n, s, ss = n + a.numel(), s + float(a.sum()), ss + float((a * a).sum())
         mean = s / n
@@ -297,7 +322,7 @@ class ChunkDataset(IterableDataset):
                 raise MedstDataError(f"ChunkDataset: the item {item} has no {self.key!r} entry")
             path = item[self.key]
             stats = self._stats(path) if self.series_stats else {}
-            for chunk in iter_chunks(path, self.chunk_frames, self.channels, self.on_error):
+            for chunk in iter_chunks(path, self.chunk_frames, self.channels, self.on_error, self.max_chunk_voxels):
                 chunk.meta.update(stats)
                 d = dict(item)
                 d[self.key] = chunk

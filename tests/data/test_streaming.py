@@ -256,3 +256,12 @@ def test_cardiac_bundle_chunked_equals_whole(tmp_path):
     np.testing.assert_allclose(a.affine, src.affine, atol=1e-5)
     assert a.header["pixdim"][4] == pytest.approx(src.header["pixdim"][4], rel=1e-4)
     assert json.loads(json.dumps(a.header.get_xyzt_units())) == ["mm", "sec"]
+
+
+def test_large_frames_make_shorter_chunks(tmp_path):
+    path, arr = _video(tmp_path)  # 23 frames of 24x32
+    sizes = [c.shape[1] for c in iter_chunks(path, chunk_frames=10, max_chunk_voxels=24 * 32 * 4)]
+    assert sizes == [4, 4, 4, 4, 4, 3]  # 4 frames fit the cap
+    assert [c.shape[1] for c in iter_chunks(path, chunk_frames=10)] == [10, 10, 3]
+    ds = ChunkDataset([str(path)], chunk_frames=10, max_chunk_voxels=24 * 32 * 4, prefetch=0)
+    np.testing.assert_array_equal(torch.cat([d["image"].as_tensor() for d in ds], 1)[0].numpy(), arr)
