@@ -202,8 +202,8 @@ def _slow_bundle(root: Path) -> Path:
 def test_terminated_run_removes_its_temporaries(tmp_path, sig):
     bundle = _slow_bundle(tmp_path)
     out = tmp_path / "out"
-    code = (
-        "import numpy as np, medst; "
+    code = (  # SIGINT as Ctrl-C even when this suite runs in the background (where it starts ignored)
+        "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); import numpy as np, medst; "
         f"medst.load_bundle({str(bundle)!r}, device='cpu').predict(np.ones((20, 18, 16), np.float32), "
         f"output_dir={str(out)!r})"
     )
