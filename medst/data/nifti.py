@@ -33,7 +33,14 @@ from monai.data.image_writer import ImageWriter
 from monai.data.utils import correct_nifti_header_if_necessary, to_affine_nd
 from monai.utils import convert_data_type
 
-from .utils import CorruptFileError, DeferredReadError, atomic_write_path, check_not_input, check_readable_file
+from .utils import (
+    CorruptFileError,
+    DeferredReadError,
+    atomic_write_path,
+    check_not_input,
+    check_readable_file,
+    restore_io_tables,
+)
 
 __all__ = [
     "NiftiTimeReader", "NiftiTimeWriter", "TIME_UNIT_SECONDS", "time_spacing_seconds", "save_nifti",
@@ -288,14 +295,4 @@ def unregister_nifti_io() -> None:
     from monai.data.image_writer import SUPPORTED_WRITERS
     from monai.transforms.io import array as io_array
 
-    for key, value in _REGISTERED["readers"].items():
-        if value is None:
-            io_array.SUPPORTED_READERS.pop(key, None)
-        else:
-            io_array.SUPPORTED_READERS[key] = value
-    for ext, value in _REGISTERED["writers"].items():
-        if value is None:
-            SUPPORTED_WRITERS.pop(ext, None)
-        else:
-            SUPPORTED_WRITERS[ext] = value
-    _REGISTERED.clear()
+    restore_io_tables(_REGISTERED, io_array.SUPPORTED_READERS, SUPPORTED_WRITERS)

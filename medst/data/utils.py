@@ -146,3 +146,15 @@ def atomic_write_path(path: str | os.PathLike, inputs: Iterable[str | os.PathLik
         except OSError:  # pragma: no cover - best effort cleanup
             logger.warning("could not remove the temporary file %s", tmp)
         raise
+
+
+def restore_io_tables(saved: dict, readers: dict, writers: dict) -> None:
+    """Put back MONAI's reader and writer table entries saved before medst registered its own (``saved["readers"]``,
+    ``saved["writers"]``: the previous value of each entry, ``None`` where there was none), then forget them."""
+    for table, previous in ((readers, saved.get("readers", {})), (writers, saved.get("writers", {}))):
+        for key, value in previous.items():
+            if value is None:
+                table.pop(key, None)
+            else:
+                table[key] = value
+    saved.clear()

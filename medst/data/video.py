@@ -53,6 +53,7 @@ from .utils import (
     UnsupportedFormatError,
     atomic_write_path,
     check_readable_file,
+    restore_io_tables,
 )
 
 __all__ = [
@@ -1164,14 +1165,4 @@ def unregister_video_io() -> None:
         return
     from monai.transforms.io import array as io_array
 
-    for key, value in _REGISTERED["readers"].items():
-        if value is None:
-            io_array.SUPPORTED_READERS.pop(key, None)
-        else:
-            io_array.SUPPORTED_READERS[key] = value
-    for ext, value in _REGISTERED["writers"].items():
-        if value is None:
-            SUPPORTED_WRITERS.pop(ext, None)
-        else:
-            SUPPORTED_WRITERS[ext] = value
-    _REGISTERED.clear()
+    restore_io_tables(_REGISTERED, io_array.SUPPORTED_READERS, SUPPORTED_WRITERS)
