@@ -77,13 +77,14 @@ def _video_blocks(path: Path, chunk_frames: int, channels: str, on_error: str,
         _gray_format,
         _import_av,
         _open_container,
+        _set_decode_threads,
         _video_stream,
     )
 
     av = _import_av()
     with _open_container(path) as container:
         stream = _video_stream(container, path)
-        stream.thread_type = "AUTO"
+        _set_decode_threads(stream)
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         if not rate:
             raise CorruptFileError(f"{path}: the video stream has no frame rate")

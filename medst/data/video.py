@@ -388,6 +388,17 @@ def _video_stream(container, path: Path):
     return stream
 
 
+# frame threading pays from about 100x100 pixels; below, its hand-offs cost more than the decode (64x64 H.264 on
+# 2 cores: 867 frames/s with "AUTO" against 1,802 with slice threads; 640x480: 313 against 206)
+_FRAME_THREADS_MIN_PIXELS = 96 * 96
+
+
+def _set_decode_threads(stream) -> None:
+    """Frame and slice threading for frames large enough to gain from it, slice threading only for small frames."""
+    area = int(stream.codec_context.width or 0) * int(stream.codec_context.height or 0)
+    stream.thread_type = "AUTO" if area >= _FRAME_THREADS_MIN_PIXELS or area == 0 else "SLICE"
+
+
 def _gray_format(pix_fmt: str | None) -> str | None:
     """The ndarray format to decode a grey stream to, or None when the stream is in colour."""
     if not pix_fmt:
@@ -533,7 +544,7 @@ def _read_av(path: Path, channels: str, start: int, stop: int | None, stride: in
     for attempt in ("seek", "start") if start > 0 else ("start",):
         with _open_container(path) as container:
             stream = _video_stream(container, path)
-            stream.thread_type = "AUTO"
+            _set_decode_threads(stream)
             rate = stream.average_rate or stream.guessed_rate or stream.base_rate
             if not rate:
                 raise CorruptFileError(f"{path}: the video stream has no frame rate")
