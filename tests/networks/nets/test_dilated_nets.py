@@ -19,12 +19,21 @@ def test_shape(kwargs, in_shape, out_shape):
 
 
 def test_highresnet_layout():
-    # Li 2017: a 3^3 conv (16), 3 residual blocks per stage at dilation 1/2/4 with 16/32/64 channels, a 1^3 conv
+    # Li 2017: a 3^3 conv (16), 3 residual blocks per stage at dilation 1/2/4 with 16/32/64 channels, a 1^3 conv of
+    # 80 channels, a 1^3 conv to the classes; the preset is MONAI's own class
+    from monai.networks.nets import HighResNet
+    from monai.networks.nets.highresnet import HighResBlock
+
     net = create_network("highresnet", in_channels=1, out_channels=160)
-    assert len(net.body) == 9
-    dil = [blk.body[2].dilation[0] for blk in net.body]
-    assert dil == [1, 1, 1, 2, 2, 2, 4, 4, 4]
-    assert net.head.out_channels == 160
+    assert type(net) is HighResNet
+    blocks = [m for m in net.blocks if isinstance(m, HighResBlock)]
+    assert len(blocks) == 9
+    convs = [[m for m in blk.modules() if isinstance(m, torch.nn.Conv3d)] for blk in blocks]
+    assert [c[0].dilation[0] for c in convs] == [1, 1, 1, 2, 2, 2, 4, 4, 4]
+    assert [c[-1].out_channels for c in convs] == [16] * 3 + [32] * 3 + [64] * 3
+    head = [m for m in net.blocks[-2:].modules() if isinstance(m, torch.nn.Conv3d)]
+    assert [(c.kernel_size, c.out_channels) for c in head] == [((1, 1, 1), 80), ((1, 1, 1), 160)]
+    assert net(torch.randn(1, 1, 9, 10, 11)).shape == (1, 160, 9, 10, 11)
 
 
 def test_receptive_field_grows_with_dilation():
