@@ -15,6 +15,8 @@ medst's ``RecurrentSegNet`` (ConvLSTM, Shi et al. 2015, https://arxiv.org/abs/15
 is importable, else a local one-layer ConvLSTM.
 
     python benchmarks/bench_streaming.py [--quick] [--frames 100,400,1600] [--cap-gb 8] [--threads 2]
+
+Measured figures are in the README's performance table.
 """
 
 from __future__ import annotations
@@ -108,23 +110,31 @@ def child(way: str, frames: int, size: int, chunk: int, precision: str, labels_p
         secs, cpu = time.perf_counter() - t, time.process_time() - c
         got = labels[0].numpy()
     else:
-        parts: list[np.ndarray] = []
+        out = open(labels_path, "wb")  # noqa: SIM115  (labels go to a file, as a writer's would: not held)
 
         def sink(labels: torch.Tensor, t0: int) -> None:
-            parts.append(labels[0, 0].numpy().copy())
+            count[0] += labels.shape[2]
+            out.write(labels[0, 0].numpy().tobytes())
+
+        count = [0]
 
         inf = StreamingInferer((size // 2, size // 2), time_chunk=chunk, overlap=0.0, sw_batch_size=4,
                                precision=precision, output="labels", callback=sink, progress=False)
         # warm-up on a few frames (allocator, oneDNN primitives), then the clip
         inf(torch.rand(1, 1, chunk, size, size), net)
-        parts.clear()
+        out.seek(0)
+        out.truncate()
+        count[0] = 0
         base = peak_rss_gb()
         t, c = time.perf_counter(), time.process_time()
         inf(_clip_blocks(frames, size), net)
         secs, cpu = time.perf_counter() - t, time.process_time() - c
-        got = np.concatenate(parts, 0)
+        out.close()
+        print(json.dumps(dict(frames=count[0], seconds=secs, cpu_seconds=cpu, peak_gb=peak_rss_gb(), base_gb=base,
+                              net=name)))
+        return
     if labels_path:
-        np.save(labels_path, got)
+        got.tofile(labels_path)
     print(json.dumps(dict(frames=int(got.shape[0]), seconds=secs, cpu_seconds=cpu, peak_gb=peak_rss_gb(), base_gb=base, net=name)))
 
 
@@ -160,7 +170,7 @@ def main() -> None:
         for n in frames:
             streamed: dict[str, np.ndarray] = {}
             for way, precision, label in ways:
-                path = str(Path(tmp) / f"{way}-{precision}-{n}.npy")
+                path = str(Path(tmp) / f"{way}-{precision}-{n}.u8")
                 r = run_isolated(__file__, ["--child", way, "--frames-child", str(n), "--size", str(size),
                                             "--chunk", str(args.chunk), "--precision", precision, "--labels", path,
                                             "--cap-gb", str(args.cap_gb), "--threads", str(args.threads)])
@@ -168,7 +178,7 @@ def main() -> None:
                     print(f"  T={n:5d} {label:<33s} out of memory under the cap (peak RSS {r['peak_gb']:.3f} GB): "
                           f"{r['failed']}", flush=True)
                     continue
-                got = np.load(path)
+                got = np.fromfile(path, np.uint8).reshape(-1, size, size)
                 note = ""
                 if way == "stream":
                     streamed["bf16" if precision == "auto" else precision] = got
