@@ -16,9 +16,11 @@ from medst.data.utils import atomic_write_path
 
 if TYPE_CHECKING:
     from ignite.engine import Engine, Events
+    from ignite.handlers import Checkpoint
 else:
     Engine, _ = optional_import("ignite.engine", "0.4.11", min_version, "Engine")
     Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
+    Checkpoint, _ = optional_import("ignite.handlers", "0.4.11", min_version, "Checkpoint")
 
 __all__ = ["ClipGradNorm", "ResumeCheckpoint", "atomic_torch_save", "unwrap_model"]
 
@@ -51,6 +53,14 @@ class ResumeCheckpoint:
     ``save_interval``-th epoch, and when the run completes, the state is written atomically (temporary file, then
     rename). With ``model_path`` the model's plain ``state_dict`` (the weights a bundle ships) is written too.
     In a distributed run only rank 0 writes; every rank loads.
+
+    Built on ignite: saving is an ignite ``Checkpoint`` (the state dicts it collects, ``DataParallel`` /
+    ``DistributedDataParallel`` unwrapped), loading MONAI's ``CheckpointLoader`` (``Checkpoint.load_objects``). The
+    file is written by :func:`atomic_torch_save`, not by ignite's ``DiskSaver(atomic=True)``: under a fixed file
+    name ``Checkpoint`` asks a ``DiskSaver`` to remove the previous file before it writes the new one (a kill in
+    between leaves no checkpoint), and ``DiskSaver``'s temporaries (``tmp*``) are not named for medst's sweep of a
+    killed run's leftovers. A ``save_dict`` of one object is saved as that object's bare ``state_dict`` (ignite's
+    rule), which ``CheckpointLoader`` loads back.
 
     Example (a bundle's ``train.json``; a top-level item attached in ``run``, because a handler inside
     ``train#handlers`` that names ``@train#trainer`` would be a circular reference for the config parser)::
@@ -92,6 +102,22 @@ class ResumeCheckpoint:
         self.model_key = model_key
         self.map_location = map_location
         self.resumed_from_epoch: int | None = None
+        self._checkpoints = [self._checkpoint(self.save_dict, self.ckpt_path)]
+        if self.model_path is not None:
+            self._checkpoints.append(self._checkpoint({model_key: self.save_dict[model_key]}, self.model_path))
+
+    @staticmethod
+    def _checkpoint(to_save: dict[str, Any], path: Path) -> Checkpoint:
+        """An ignite ``Checkpoint`` of ``to_save`` that always writes ``path`` (atomically, rank 0 only)."""
+
+        def save(checkpoint: Mapping, filename: str) -> None:  # a plain callable: Checkpoint never removes a file
+            dist = torch.distributed
+            if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
+                return
+            atomic_torch_save(checkpoint, path.parent / filename)
+
+        pattern = path.name.replace("{", "{{").replace("}", "}}")  # a literal name for str.format
+        return Checkpoint(to_save, save, filename_pattern=pattern, n_saved=None)
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.STARTED, self.load)
@@ -110,13 +136,8 @@ class ResumeCheckpoint:
         logger.info("resumed from %s at epoch %d", self.ckpt_path, engine.state.epoch)
 
     def save(self, engine: Engine) -> None:
-        dist = torch.distributed
-        if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
-            return
-        state = {k: unwrap_model(v).state_dict() for k, v in self.save_dict.items()}
-        atomic_torch_save(state, self.ckpt_path)
-        if self.model_path is not None:
-            atomic_torch_save(state[self.model_key], self.model_path)
+        for checkpoint in self._checkpoints:
+            checkpoint(engine)
         logger.debug("saved the state of epoch %d to %s", engine.state.epoch, self.ckpt_path)
 
 

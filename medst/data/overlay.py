@@ -192,6 +192,7 @@ def save_filmstrip_png(clips: Sequence[Any], path: str | os.PathLike, value_rang
         gap: pixels of grey between frames and between rows.
     """
     from PIL import Image
+    from skimage.util import montage
 
     lo, hi = value_range
     if not hi > lo:
@@ -211,11 +212,15 @@ def save_filmstrip_png(clips: Sequence[Any], path: str | os.PathLike, value_rang
     h, w = rows[0].shape[1:]
     if any(r.shape[1:] != (h, w) for r in rows):
         raise MedstDataError(f"save_filmstrip_png: frames differ in size: {[r.shape[1:] for r in rows]}")
+    if gap < 0:
+        raise ValueError(f"save_filmstrip_png: gap must be >= 0, got {gap}")
     cols = max(r.shape[0] for r in rows)
-    sheet = np.full((len(rows) * (h + gap) - gap, cols * (w + gap) - gap), 96, np.uint8)
+    tiles = np.full((len(rows), cols, h, w), 96, np.uint8)  # a shorter row ends in grey tiles
     for i, r in enumerate(rows):
-        for t, frame in enumerate(r):
-            sheet[i * (h + gap): i * (h + gap) + h, t * (w + gap): t * (w + gap) + w] = frame
+        tiles[i, : r.shape[0]] = r
+    # scikit-image's montage lays the grid out; it also pads the outer border by `gap`, which is cropped here
+    sheet = montage(tiles.reshape(-1, h, w), fill=96, grid_shape=(len(rows), cols), padding_width=gap)
+    sheet = sheet[gap: sheet.shape[0] - gap, gap: sheet.shape[1] - gap]
     path = Path(path)
     with atomic_write_path(path) as tmp:
         Image.fromarray(sheet).save(tmp, format="png", optimize=True)

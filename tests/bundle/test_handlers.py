@@ -148,3 +148,29 @@ def test_clip_grad_norm_records_the_norm_and_checks_arguments():
         assert float(torch.cat([p.grad.flatten() for p in net.parameters()]).norm()) == pytest.approx(0.5, rel=1e-4)
     with pytest.raises(ValueError, match="max_norm"):
         ClipGradNorm(0.0)
+
+
+def test_resume_checkpoint_saves_through_ignite_and_keeps_the_old_file_while_writing(tmp_path, monkeypatch):
+    """Saving is ignite's Checkpoint (DataParallel unwrapped); the previous file stays until the new one is in place."""
+    import medst.bundle.handlers as handlers
+
+    model = torch.nn.Linear(3, 2)
+    trainer = _trainer(model, torch.optim.SGD(model.parameters(), lr=0.1))
+    handler = ResumeCheckpoint(tmp_path / "last{1}.pt", {"model": torch.nn.DataParallel(model), "trainer": trainer},
+                               model_path=tmp_path / "model.pt")
+    handler.attach(trainer)
+    seen = []
+    real_save = handlers.atomic_torch_save
+
+    def save(obj, path):  # each write finds the file of the epoch before still there
+        seen.append((path.name, path.exists()))
+        return real_save(obj, path)
+
+    monkeypatch.setattr(handlers, "atomic_torch_save", save)
+    trainer.run([torch.ones(2, 3)] * 2, max_epochs=3)
+    assert seen[:2] == [("last{1}.pt", False), ("model.pt", False)] and all(e for _, e in seen[2:])
+    state = torch.load(tmp_path / "last{1}.pt", weights_only=True)
+    assert sorted(state) == ["model", "trainer"] and sorted(state["model"]) == ["bias", "weight"]  # no "module."
+    assert state["trainer"]["iteration"] == 3 * 2
+    torch.testing.assert_close(torch.load(tmp_path / "model.pt", weights_only=True)["weight"], model.weight)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last{1}.pt", "model.pt"]

@@ -90,6 +90,8 @@ def test_save_filmstrip_png_lays_out_rows_of_frames(tmp_path):
     assert sheet[2, 1 * 6 + 3] == 255 and sheet[:4, :5].max() == 0  # the pixel, in row 0 column 1; frame 0 black
     assert (sheet[5:, :5] == 128).all() and (sheet[5:, 6:11] == 128).all()  # row 1: two grey frames
     assert (sheet[5:, 12:] == 96).all() and (sheet[4] == 96).all()  # the missing third frame and the gap: grey
+    tight = np.asarray(Image.open(save_filmstrip_png([inp, out], tmp_path / "strip.png", gap=0)))
+    assert tight.shape == (8, 15) and tight[1 * 4 + 0, 2 * 5] == 96 and tight[2, 5 + 3] == 255  # no border, no gap
     with pytest.raises(MedstDataError, match="differ in size"):
         save_filmstrip_png([inp, np.zeros((2, 4, 4))], tmp_path / "bad.png")
     with pytest.raises(MedstDataError, match="must be"):

@@ -280,3 +280,22 @@ def test_medst_imports_no_private_monai_names():
                 bad += [f"{path.name}: import {a.name}" for a in node.names
                         if a.name.split(".")[0] == "monai" and any(p.startswith("_") for p in a.name.split("."))]
     assert not bad, bad
+
+
+@pytest.mark.parametrize("mode", ["constant", "gaussian"])
+@pytest.mark.parametrize("output", ["logits", "labels"])
+def test_frame_by_frame_equals_monai_slice_inferer(mode, output):
+    """A 2D window over (B, C, T, H, W) is MONAI's SliceInferer along axis 2 (which medst does not call: it runs
+    3D volumes only, and medst's frame-wise tiling also feeds 3D networks 4D scans and stitches label maps)."""
+    from monai.inferers import SliceInferer
+
+    torch.manual_seed(0)
+    net = _Net(spatial_dims=2, k=3).eval()
+    x = torch.rand(2, 1, 5, 19, 14)
+    with torch.no_grad():
+        ref = SliceInferer(roi_size=(8, 8), sw_batch_size=3, overlap=0.5, mode=mode, spatial_dim=0)(x, net)
+    y = sliding_window_volume(x, (8, 8), 3, net, overlap=0.5, mode=mode, precision="fp32", output=output)
+    if output == "logits":
+        torch.testing.assert_close(y, ref, atol=1e-5, rtol=1e-5)
+    else:
+        assert torch.equal(y[:, 0].long(), ref.argmax(1))

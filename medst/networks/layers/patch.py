@@ -2,14 +2,16 @@
 
 The channel order matches ``torch.nn.functional.pixel_unshuffle`` (and MONAI's ``pixelunshuffle``):
 channel ``c * r**d + offset`` holds input channel ``c`` at the patch offset in row-major order (tested against
-MONAI's). Kept beside MONAI's because every registered network must script with TorchScript (the bundles export
-TorchScript) and MONAI's ``pixelunshuffle`` / ``pixelshuffle`` do not script (``torch.jit.script`` fails on them).
+MONAI's). Every registered network must script with TorchScript (the bundles export TorchScript):
+:func:`depth_to_space` is MONAI's ``pixelshuffle``, which scripts; :func:`space_to_depth` is kept because MONAI's
+``pixelunshuffle`` does not script in MONAI 1.6.1 (``torch.jit.script`` fails on its list concatenation).
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from monai.networks.utils import pixelshuffle
 
 __all__ = ["space_to_depth", "depth_to_space"]
 
@@ -32,14 +34,10 @@ def space_to_depth(x: torch.Tensor, factor: int) -> torch.Tensor:
 
 
 def depth_to_space(x: torch.Tensor, factor: int) -> torch.Tensor:
-    """The inverse of :func:`space_to_depth`: (N, C * factor**d, *S) -> (N, C, *(S * factor))."""
+    """The inverse of :func:`space_to_depth`: (N, C * factor**d, *S) -> (N, C, *(S * factor)); MONAI's
+    ``pixelshuffle``."""
     if factor == 1:
         return x
-    if x.dim() == 4:
-        return F.pixel_shuffle(x, factor)
-    if x.dim() == 5:
-        n, c, d, h, w = x.shape
-        r = factor
-        y = x.reshape(n, c // (r * r * r), r, r, r, d, h, w).permute(0, 1, 5, 2, 6, 3, 7, 4)
-        return y.reshape(n, c // (r * r * r), d * r, h * r, w * r)
-    raise ValueError(f"depth_to_space supports 2 or 3 spatial dims, got input of shape {list(x.shape)}.")
+    if x.dim() not in (4, 5):
+        raise ValueError(f"depth_to_space supports 2 or 3 spatial dims, got input of shape {list(x.shape)}.")
+    return pixelshuffle(x, x.dim() - 2, factor)

@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 from monai.networks.layers.factories import Conv, Pool
 from monai.networks.layers.utils import get_act_layer, get_norm_layer
+from monai.networks.nets import HighResNet
 
 from medst.networks.registry import register_network
 
@@ -85,11 +86,17 @@ class DilatedResidualBlock(nn.Module):
 
 class DilatedSegNet(nn.Module):
     """Full-resolution segmentation network of stacked dilated residual blocks, generic over ``spatial_dims`` and the
-    dilation schedule: HighResNet (Li et al. 2017, "On the Compactness, Efficiency, and Representation of 3D
+    dilation schedule: HighResNet-style (Li et al. 2017, "On the Compactness, Efficiency, and Representation of 3D
     Convolutional Networks: Brain Parcellation as a Pretext Task", https://arxiv.org/abs/1707.01992) with its
     default schedule; the context aggregation module of Yu & Koltun 2016 ("Multi-Scale Context Aggregation by
     Dilated Convolutions", https://arxiv.org/abs/1511.07122) with ``dilations=(1, 1, 2, 4, 8, 16, 1)``,
     ``blocks_per_stage=1``, ``residual=False``.
+
+    The published HighResNet is MONAI's ``HighResNet`` (the registered ``highresnet``). This class differs from it
+    in: any dilation schedule and ``residual=False`` (MONAI fixes dilation ``2**stage`` and always adds the
+    shortcut); a 1x1 projection shortcut where channels change (MONAI zero-pads the channels by default); biased
+    convolutions (MONAI's have no bias); no 80-channel 1x1 layer before the classes; and a plain 1x1 convolution as
+    the head, giving unbounded logits (MONAI's class layer is followed by its norm and activation, ReLU by default).
 
     Args:
         spatial_dims: 2 or 3 (a video as a (T, H, W) volume, or a 3D scan).
@@ -246,10 +253,22 @@ class DilatedClassifier(nn.Module):
 
 
 # ---- registered variants ---------------------------------------------------------------------------------------
-@register_network(example_kwargs=dict(in_channels=1, out_channels=2, channels=(4, 4, 8), blocks_per_stage=1), example_input_shape=(1, 1, 12, 12, 12), example_output_shape=(1, 2, 12, 12, 12))
-def highresnet(**kwargs: Any) -> DilatedSegNet:
-    """HighResNet (Li 2017): 3D, 3 x 3 residual blocks of 16/32/64 channels at dilations 1/2/4, full resolution."""
-    return DilatedSegNet(**dict(dict(spatial_dims=3, in_channels=1, out_channels=2), **kwargs))
+_SMALL_HIGHRESNET = (
+    {"name": "conv_0", "n_features": 4, "kernel_size": 3},
+    {"name": "res_1", "n_features": 4, "kernels": (3, 3), "repeat": 1},
+    {"name": "res_2", "n_features": 4, "kernels": (3, 3), "repeat": 1},
+    {"name": "res_3", "n_features": 8, "kernels": (3, 3), "repeat": 1},
+    {"name": "conv_1", "n_features": 8, "kernel_size": 1},
+    {"name": "conv_2", "kernel_size": 1},
+)
+
+
+@register_network(example_kwargs=dict(in_channels=1, out_channels=2, layer_params=_SMALL_HIGHRESNET), example_input_shape=(1, 1, 12, 12, 12), example_output_shape=(1, 2, 12, 12, 12))
+def highresnet(**kwargs: Any) -> HighResNet:
+    """HighResNet (Li 2017) as MONAI's ``HighResNet``: 3D, 3 x 3 residual blocks of 16/32/64 channels at dilations
+    1/2/4, a 1x1 layer of 80 channels, full resolution. Takes MONAI's arguments; the generic, differently headed
+    variant is :class:`DilatedSegNet`."""
+    return HighResNet(**dict(dict(spatial_dims=3, in_channels=1, out_channels=2), **kwargs))
 
 
 @register_network(example_kwargs=dict(in_channels=1, out_channels=2, channels=4), example_input_shape=(1, 1, 12, 12, 12), example_output_shape=(1, 2, 12, 12, 12))

@@ -19,3 +19,18 @@ def test_round_trip_and_monai_order(shape, factor):
 def test_indivisible():
     with pytest.raises(ValueError):
         space_to_depth(torch.randn(1, 1, 6, 7), 2)
+
+
+def test_scripting_claims_of_the_docstring():
+    # depth_to_space is MONAI's pixelshuffle because it scripts; space_to_depth is kept because pixelunshuffle does not
+    from monai.networks.utils import pixelshuffle
+
+    torch.jit.script(pixelshuffle)
+    with pytest.raises(Exception):
+        torch.jit.script(pixelunshuffle)
+    scripted = torch.jit.script(depth_to_space)
+    y = torch.randn(1, 16, 2, 3, 4)
+    assert torch.equal(scripted(y, 2), depth_to_space(y, 2))
+    assert scripted(y, 2).shape == (1, 2, 4, 6, 8)
+    with pytest.raises(ValueError):
+        depth_to_space(torch.randn(1, 7, 2, 2, 2), 2)
