@@ -22,6 +22,7 @@ The unroll over time lives in :class:`medst.networks.nets.ConvRNN`, the only loo
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -36,6 +37,56 @@ __all__ = [
     "get_cell_class",
     "fast_tanh",
 ]
+
+
+#: The fused path convolves the inputs of all frames in one call (and only the hidden state per step) when a cell
+#: has at least this many input channels: oneDNN runs a convolution over few input channels slowly (about
+#: 2 GFLOP/s for one channel on the development CPU), so a 1-channel input stays in the per-step ``[x, h]`` buffer.
+SPLIT_MIN_CHANNELS = 8
+#: ... and when the input gates of the whole sequence hold at most this many values (2^25: 64 MiB in bfloat16).
+SPLIT_MAX_VALUES = 1 << 25
+_USE_ONEDNN = True  # False: F.conv2d / F.conv3d everywhere (to measure what calling oneDNN directly gives)
+
+
+def _onednn(x: torch.Tensor) -> bool:
+    """Whether oneDNN's convolution ops serve ``x`` (B, T, C, *spatial) or (B, C, *spatial): a CPU tensor of 2 or 3
+    spatial dims, torch built with oneDNN."""
+    return _USE_ONEDNN and x.device.type == "cpu" and torch.backends.mkldnn.is_available()
+
+
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    if x.dim() == 4:
+        return x.contiguous(memory_format=torch.channels_last)
+    if x.dim() == 5:
+        return x.contiguous(memory_format=torch.channels_last_3d)
+    return x
+
+
+def _onednn_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: int) -> torch.Tensor:
+    """oneDNN's convolution (stride 1, "same" padding) called directly: ``F.conv2d`` / ``F.conv3d`` hand a float32
+    batch-1 input of under 20,480 values in its first four dims (the streamed bundles' coarse scales, e.g.
+    128 channels x 8^3 voxels) to PyTorch's own ``slow_conv2d`` / ``slow_conv3d`` instead."""
+    nd = x.dim() - 2
+    return torch.mkldnn_convolution(x, weight, bias, [padding] * nd, [1] * nd, [1] * nd, 1)
+
+
+def _onednn_conv_add(acc: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, padding: int) -> None:
+    """``acc += conv(x, weight)`` in one oneDNN call (its binary-add post-op), in place; all channels-last."""
+    nd = x.dim() - 2
+    torch.ops.mkldnn._convolution_pointwise_(
+        acc, x, weight, None, [padding] * nd, [1] * nd, [1] * nd, 1, "add", 1.0, None, [], None
+    )
+
+
+def _conv_any(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: int, nd: int) -> torch.Tensor:
+    """A "same" convolution: oneDNN's directly where :func:`_onednn` allows, else ``F.conv1d/2d/3d``."""
+    if nd in (2, 3) and _onednn(x):
+        return _onednn_conv(x, weight, bias, padding)
+    if nd == 2:
+        return F.conv2d(x, weight, bias, padding=padding)
+    if nd == 3:
+        return F.conv3d(x, weight, bias, padding=padding)
+    return F.conv1d(x, weight, bias, padding=padding)
 
 
 def fast_tanh(x: torch.Tensor) -> torch.Tensor:
@@ -193,37 +244,94 @@ class ConvRNNCellBase(nn.Module):
         the input's dtype otherwise (hidden states and outputs keep the input's dtype)."""
         return torch.float32 if x.dtype in (torch.bfloat16, torch.float16) else x.dtype
 
-    def _fused_setup(
-        self, x: torch.Tensor, h: torch.Tensor, doubled_from: int
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """The fused path's ``[x, h]`` buffer (holding ``h``) and the gate weight and bias in the compute dtype, with
-        the rows from gate ``doubled_from`` on doubled (for ``tanh(a) = 2 sigmoid(2a) - 1``; exact in floating point:
-        conv(2W) = 2 conv(W)). Weights are converted once per sequence."""
-        dt = self.compute_dtype if self.compute_dtype is not None else x.dtype
+    def _split_input(self, x: torch.Tensor) -> bool:
+        """Whether the fused path convolves the inputs of all frames in one call (see the module docstring):
+        on CPUs with oneDNN, 2D / 3D cells, inputs of at least :data:`SPLIT_MIN_CHANNELS` channels, and input gates
+        of the whole sequence under :data:`SPLIT_MAX_VALUES` values."""
+        if not (self.spatial_dims in (2, 3) and _onednn(x) and self.in_channels >= SPLIT_MIN_CHANNELS):
+            return False
+        return x.shape[0] * x.shape[1] * self.num_gates * self.hidden_channels * x[0, 0, 0].numel() <= SPLIT_MAX_VALUES
+
+    def fused_dtype(self, x: torch.Tensor) -> torch.dtype:
+        """The dtype the fused path convolves in: ``compute_dtype`` if set, else the CPU autocast dtype while
+        autocast is on (the fused path calls oneDNN directly, which autocast does not see), else ``x``'s dtype."""
+        if self.compute_dtype is not None:
+            return self.compute_dtype
+        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            return torch.get_autocast_dtype("cpu")
+        return x.dtype
+
+    def _fused_weights(self, x: torch.Tensor, doubled_from: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The gate weight and bias in the compute dtype, the rows from gate ``doubled_from`` on doubled (for
+        ``tanh(a) = 2 sigmoid(2a) - 1``; exact in floating point: conv(2W) = 2 conv(W)); once per sequence."""
+        dt = self.fused_dtype(x)
         acc = self.state_dtype(x)
         hc = self.hidden_channels
-        z = self._fmt(torch.empty([x.shape[0], self.in_channels + hc] + list(x.shape[2:]), dtype=dt, device=x.device))
-        z[:, self.in_channels :].copy_(h)
         scale = torch.ones(self.num_gates * hc, dtype=acc, device=x.device)
         scale[doubled_from * hc :] = 2.0
         w = self.conv.weight.detach().to(acc) * scale.view([-1] + [1] * (self.spatial_dims + 1))
         b = self.conv.bias
-        return z, self._fmt(w.to(dt)), None if b is None else (b.detach().to(acc) * scale).to(dt)
+        return w.to(dt), None if b is None else (b.detach().to(acc) * scale).to(dt)
 
-    def fused_begin(self, x: torch.Tensor, state: list[torch.Tensor]) -> list[torch.Tensor]:
+    def _fused_setup(
+        self, x: torch.Tensor, state: list[torch.Tensor], doubled_from: int, groups: list[tuple[int, int]]
+    ) -> dict[str, Any]:
+        """The context shared by the cells' fused paths, for a sequence ``x`` (B, T, C, *spatial).
+
+        ``groups``: the gate row ranges that each step convolves in one call (LSTM: all four gates; GRU: z and r,
+        then the candidate over the reset hidden state). Split (``"xg"``: for each group the input-to-gate
+        pre-activations ``W_x * x + b`` of every frame, one oneDNN call over ``T * B`` frames, frame ``t`` at rows
+        ``t*B .. (t+1)*B``; ``"w_h"``: each group's hidden weight; ``"h"``: the hidden convolution's input in the
+        compute dtype), else ``"z"``: the ``[x, h]`` buffer, ``"w"`` / ``"b"``: each group's weight and bias.
+        Channels-last when split (oneDNN's layout), else as ``self.channels_last``. ``"hprev"``: the last hidden
+        state.
+        """
+        b_, t_ = x.shape[0], x.shape[1]
+        spatial = list(x.shape[3:])
+        dt = self.fused_dtype(x)
+        cin = self.in_channels
+        w, b = self._fused_weights(x, doubled_from)
+        split = self._split_input(x)
+        fmt = _channels_last if split else self._fmt
+        ws = [w[lo:hi] for lo, hi in groups]
+        bs = [None if b is None else b[lo:hi] for lo, hi in groups]
+        ctx: dict[str, Any] = {"split": split, "cl": split or self.channels_last, "hprev": state[0], "batch": b_}
+        if split:
+            frames = fmt(x.transpose(0, 1).reshape([t_ * b_, cin] + spatial).to(dt))
+            ctx["xg"] = [_onednn_conv(frames, fmt(wk[:, :cin].contiguous()), bk, self.padding) for wk, bk in zip(ws, bs)]
+            ctx["w_h"] = [fmt(wk[:, cin:].contiguous()) for wk in ws]
+            ctx["h"] = fmt(state[0].to(dt).clone())
+        else:
+            z = fmt(torch.empty([b_, cin + self.hidden_channels] + spatial, dtype=dt, device=x.device))
+            z[:, cin:].copy_(state[0])
+            ctx["z"], ctx["w"], ctx["b"], ctx["x"] = z, [fmt(wk.contiguous()) for wk in ws], bs, x
+        return ctx
+
+    def _fused_gates(self, ctx: dict[str, Any], t: int, k: int, inp: torch.Tensor | None = None) -> torch.Tensor:
+        """Step ``t``'s pre-activations of gate group ``k``. Split: the hidden convolution of ``inp`` (default
+        ``ctx["h"]``) summed in place into the input gates by oneDNN's binary-add post-op. Else one convolution
+        over the buffer ``inp`` (default ``ctx["z"]``), which must hold frame ``t`` and the hidden part."""
+        if ctx["split"]:
+            b_ = ctx["batch"]
+            g = ctx["xg"][k][t * b_ : (t + 1) * b_]
+            _onednn_conv_add(g, ctx["h"] if inp is None else inp, ctx["w_h"][k], self.padding)
+            return g
+        return _conv_any(ctx["z"] if inp is None else inp, ctx["w"][k], ctx["b"][k], self.padding, self.spatial_dims)
+
+    def fused_begin(self, x: torch.Tensor, state: list[torch.Tensor]) -> dict[str, Any]:
         """Prepare a sequence: returns the context that ``fused_step`` updates in place.
 
         Args:
-            x: the first frame (B, C, *spatial) (its shape, dtype and device are used).
+            x: the whole sequence (B, T, C, *spatial).
             state: the initial state (``num_states`` tensors (B, H, *spatial)).
         """
         raise NotImplementedError(f"{type(self).__name__} has no fused inference path.")
 
-    def fused_step(self, ctx: list[torch.Tensor], x: torch.Tensor, out: torch.Tensor) -> None:
-        """One time step: reads frame ``x`` (B, C, *spatial), writes the new hidden state into ``out``."""
+    def fused_step(self, ctx: dict[str, Any], t: int, out: torch.Tensor) -> None:
+        """Time step ``t`` of the sequence given to ``fused_begin``: writes the new hidden state into ``out``."""
         raise NotImplementedError(f"{type(self).__name__} has no fused inference path.")
 
-    def fused_state(self, ctx: list[torch.Tensor], h: torch.Tensor) -> list[torch.Tensor]:
+    def fused_state(self, ctx: dict[str, Any], h: torch.Tensor) -> list[torch.Tensor]:
         """The state after the last ``fused_step``, given its hidden state ``h``."""
         raise NotImplementedError(f"{type(self).__name__} has no fused inference path.")
 
@@ -310,28 +418,31 @@ class ConvLSTMCell(ConvRNNCellBase):
     def supports_fused(self) -> bool:
         return self.peephole_weight is None and not self.use_norm
 
-    def fused_begin(self, x: torch.Tensor, state: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Context ``[z, w, c2(, b)]``: the ``[x, h]`` buffer and the weight in the compute dtype (candidate gate
-        rows doubled), the cell state times 2 in the state dtype, the (doubled-candidate) bias if any."""
-        z, w, b = self._fused_setup(x, state[0], 3)
-        ctx = [z, w, self._fmt(state[1].to(self.state_dtype(x)) * 2.0)]
-        if b is not None:
-            ctx.append(b)
+    def fused_begin(self, x: torch.Tensor, state: list[torch.Tensor]) -> dict[str, Any]:
+        """The shared context (one gate group: all four gates, the candidate's rows doubled) and ``"c2"``: the cell
+        state times 2 in the state dtype."""
+        ctx = self._fused_setup(x, state, 3, [(0, 4 * self.hidden_channels)])
+        c2 = state[1].to(self.state_dtype(x)) * 2.0
+        ctx["c2"] = _channels_last(c2) if ctx["cl"] else c2
         return ctx
 
-    def fused_step(self, ctx: list[torch.Tensor], x: torch.Tensor, out: torch.Tensor) -> None:
-        z, w, c2 = ctx[0], ctx[1], ctx[2]
+    def fused_step(self, ctx: dict[str, Any], t: int, out: torch.Tensor) -> None:
         hc, cin = self.hidden_channels, self.in_channels
-        z[:, :cin].copy_(x)
-        s = torch.sigmoid(self._conv(z, w, ctx[3] if len(ctx) > 3 else None))  # i, f, o, (g + 1) / 2
+        if not ctx["split"]:
+            ctx["z"][:, :cin].copy_(ctx["x"][:, t])
+        s = torch.sigmoid_(self._fused_gates(ctx, t, 0))  # i, f, o, (g + 1) / 2
         i, f, o, sg = s[:, :hc], s[:, hc : 2 * hc], s[:, 2 * hc : 3 * hc], s[:, 3 * hc :]
+        c2 = ctx["c2"]
         c2.mul_(f).addcmul_(i, sg, value=4.0).sub_(i, alpha=2.0)  # 2c' = f.2c + 2i.g, g = 2 sg - 1
         th = torch.sigmoid(c2).mul_(2.0).sub_(1.0)  # tanh(c') = 2 sigmoid(2c') - 1
         torch.mul(o, th, out=out)
-        z[:, cin:].copy_(out)
+        if ctx["split"]:
+            ctx["h"].copy_(out)
+        else:
+            ctx["z"][:, cin:].copy_(out)
 
-    def fused_state(self, ctx: list[torch.Tensor], h: torch.Tensor) -> list[torch.Tensor]:
-        return [h, ctx[2] * 0.5]
+    def fused_state(self, ctx: dict[str, Any], h: torch.Tensor) -> list[torch.Tensor]:
+        return [h, ctx["c2"] * 0.5]
 
     def forward(self, x: torch.Tensor, state: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
         if state is None:
@@ -380,31 +491,39 @@ class ConvGRUCell(ConvRNNCellBase):
     def supports_fused(self) -> bool:
         return not self.use_norm
 
-    def fused_begin(self, x: torch.Tensor, state: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Context ``[z, z2, w_zr, w_n, h(, b_zr, b_n)]``: the ``[x, h]`` and ``[x, r.h]`` buffers and the weights in
-        the compute dtype (candidate rows doubled), the current hidden state, the biases if any."""
+    def fused_begin(self, x: torch.Tensor, state: list[torch.Tensor]) -> dict[str, Any]:
+        """The shared context (two gate groups: z and r over ``[x, h]``, then the candidate, its rows doubled, over
+        ``[x, r.h]``) and ``"rh"``: the reset hidden state's buffer (split), or ``"z2"``: the ``[x, r.h]`` buffer."""
         hc = self.hidden_channels
-        z, w, b = self._fused_setup(x, state[0], 2)
-        ctx = [z, torch.empty_like(z), w[: 2 * hc], w[2 * hc :], state[0]]
-        if b is not None:
-            ctx += [b[: 2 * hc], b[2 * hc :]]
+        ctx = self._fused_setup(x, state, 2, [(0, 2 * hc), (2 * hc, 3 * hc)])
+        if ctx["split"]:
+            ctx["rh"] = torch.empty_like(ctx["h"])
+        else:
+            ctx["z2"] = torch.empty_like(ctx["z"])
         return ctx
 
-    def fused_step(self, ctx: list[torch.Tensor], x: torch.Tensor, out: torch.Tensor) -> None:
-        z, z2, w_zr, w_n, h = ctx[0], ctx[1], ctx[2], ctx[3], ctx[4]
+    def fused_step(self, ctx: dict[str, Any], t: int, out: torch.Tensor) -> None:
         hc, cin = self.hidden_channels, self.in_channels
-        biased = len(ctx) > 5
-        z[:, :cin].copy_(x)
-        z2[:, :cin].copy_(x)
-        zr = torch.sigmoid(self._conv(z, w_zr, ctx[5] if biased else None))
+        h = ctx["hprev"]
+        split = ctx["split"]
+        if not split:
+            xt = ctx["x"][:, t]
+            ctx["z"][:, :cin].copy_(xt)
+            ctx["z2"][:, :cin].copy_(xt)
+        zr = torch.sigmoid_(self._fused_gates(ctx, t, 0))
         u, r = zr[:, :hc], zr[:, hc:]
-        torch.mul(r, h, out=z2[:, cin:])
-        n = torch.sigmoid(self._conv(z2, w_n, ctx[6] if biased else None)).mul_(2.0).sub_(1.0)  # tanh, as 2s(2a)-1
+        # the candidate's hidden convolution reads the reset hidden state
+        rh = ctx["rh"] if split else ctx["z2"]
+        torch.mul(r, h, out=rh if split else rh[:, cin:])
+        n = torch.sigmoid_(self._fused_gates(ctx, t, 1, rh)).mul_(2.0).sub_(1.0)  # tanh, as 2s(2a)-1
         torch.add(n, torch.sub(h, n).mul_(u), out=out)  # h' = (1 - u).n + u.h
-        z[:, cin:].copy_(out)
-        ctx[4] = out
+        if split:
+            ctx["h"].copy_(out)
+        else:
+            ctx["z"][:, cin:].copy_(out)
+        ctx["hprev"] = out
 
-    def fused_state(self, ctx: list[torch.Tensor], h: torch.Tensor) -> list[torch.Tensor]:
+    def fused_state(self, ctx: dict[str, Any], h: torch.Tensor) -> list[torch.Tensor]:
         return [h]
 
     def forward(self, x: torch.Tensor, state: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
