@@ -39,49 +39,17 @@ __all__ = [
 ]
 
 
-#: The fused path convolves the inputs of all frames in one call (and only the hidden state per step) when a cell
-#: has at least this many input channels: oneDNN runs a convolution over few input channels slowly (about
-#: 2 GFLOP/s for one channel on the development CPU), so a 1-channel input stays in the per-step ``[x, h]`` buffer.
-SPLIT_MIN_CHANNELS = 8
-#: ... and when the input gates of the whole sequence hold at most this many values (2^25: 64 MiB in bfloat16).
-SPLIT_MAX_VALUES = 1 << 25
-_USE_ONEDNN = True  # False: F.conv2d / F.conv3d everywhere (to measure what calling oneDNN directly gives)
+_USE_ONEDNN = True  # False: F.conv2d / F.conv3d on the fused path too (to measure what calling oneDNN gives)
 
 
-def _onednn(x: torch.Tensor) -> bool:
-    """Whether oneDNN's convolution ops serve ``x`` (B, T, C, *spatial) or (B, C, *spatial): a CPU tensor of 2 or 3
-    spatial dims, torch built with oneDNN."""
-    return _USE_ONEDNN and x.device.type == "cpu" and torch.backends.mkldnn.is_available()
-
-
-def _channels_last(x: torch.Tensor) -> torch.Tensor:
-    if x.dim() == 4:
-        return x.contiguous(memory_format=torch.channels_last)
-    if x.dim() == 5:
-        return x.contiguous(memory_format=torch.channels_last_3d)
-    return x
-
-
-def _onednn_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: int) -> torch.Tensor:
-    """oneDNN's convolution (stride 1, "same" padding) called directly: ``F.conv2d`` / ``F.conv3d`` hand a float32
-    batch-1 input of under 20,480 values in its first four dims (the streamed bundles' coarse scales, e.g.
-    128 channels x 8^3 voxels) to PyTorch's own ``slow_conv2d`` / ``slow_conv3d`` instead."""
+def _fused_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: int) -> torch.Tensor:
+    """The fused path's "same" convolution (stride 1). On CPUs with oneDNN, 2D and 3D: oneDNN's convolution called
+    directly, because ``F.conv2d`` / ``F.conv3d`` hand a float32 batch-1 input of under 20,480 values in its first
+    four dims (the streamed bundles' coarse scales, e.g. 128 channels x 8 x 8^2 voxels) to PyTorch's own
+    ``slow_conv3d`` / ``slow_conv2d``, measured 1.7-1.9x slower there (3D, 8^3 voxels, 128 to 256 channels)."""
     nd = x.dim() - 2
-    return torch.mkldnn_convolution(x, weight, bias, [padding] * nd, [1] * nd, [1] * nd, 1)
-
-
-def _onednn_conv_add(acc: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, padding: int) -> None:
-    """``acc += conv(x, weight)`` in one oneDNN call (its binary-add post-op), in place; all channels-last."""
-    nd = x.dim() - 2
-    torch.ops.mkldnn._convolution_pointwise_(
-        acc, x, weight, None, [padding] * nd, [1] * nd, [1] * nd, 1, "add", 1.0, None, [], None
-    )
-
-
-def _conv_any(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: int, nd: int) -> torch.Tensor:
-    """A "same" convolution: oneDNN's directly where :func:`_onednn` allows, else ``F.conv1d/2d/3d``."""
-    if nd in (2, 3) and _onednn(x):
-        return _onednn_conv(x, weight, bias, padding)
+    if _USE_ONEDNN and nd in (2, 3) and x.device.type == "cpu" and torch.backends.mkldnn.is_available():
+        return torch.mkldnn_convolution(x, weight, bias, [padding] * nd, [1] * nd, [1] * nd, 1)
     if nd == 2:
         return F.conv2d(x, weight, bias, padding=padding)
     if nd == 3:
@@ -244,14 +212,6 @@ class ConvRNNCellBase(nn.Module):
         the input's dtype otherwise (hidden states and outputs keep the input's dtype)."""
         return torch.float32 if x.dtype in (torch.bfloat16, torch.float16) else x.dtype
 
-    def _split_input(self, x: torch.Tensor) -> bool:
-        """Whether the fused path convolves the inputs of all frames in one call (see the module docstring):
-        on CPUs with oneDNN, 2D / 3D cells, inputs of at least :data:`SPLIT_MIN_CHANNELS` channels, and input gates
-        of the whole sequence under :data:`SPLIT_MAX_VALUES` values."""
-        if not (self.spatial_dims in (2, 3) and _onednn(x) and self.in_channels >= SPLIT_MIN_CHANNELS):
-            return False
-        return x.shape[0] * x.shape[1] * self.num_gates * self.hidden_channels * x[0, 0, 0].numel() <= SPLIT_MAX_VALUES
-
     def fused_dtype(self, x: torch.Tensor) -> torch.dtype:
         """The dtype the fused path convolves in: ``compute_dtype`` if set, else the CPU autocast dtype while
         autocast is on (the fused path calls oneDNN directly, which autocast does not see), else ``x``'s dtype."""
@@ -276,47 +236,29 @@ class ConvRNNCellBase(nn.Module):
     def _fused_setup(
         self, x: torch.Tensor, state: list[torch.Tensor], doubled_from: int, groups: list[tuple[int, int]]
     ) -> dict[str, Any]:
-        """The context shared by the cells' fused paths, for a sequence ``x`` (B, T, C, *spatial).
-
-        ``groups``: the gate row ranges that each step convolves in one call (LSTM: all four gates; GRU: z and r,
-        then the candidate over the reset hidden state). Split (``"xg"``: for each group the input-to-gate
-        pre-activations ``W_x * x + b`` of every frame, one oneDNN call over ``T * B`` frames, frame ``t`` at rows
-        ``t*B .. (t+1)*B``; ``"w_h"``: each group's hidden weight; ``"h"``: the hidden convolution's input in the
-        compute dtype), else ``"z"``: the ``[x, h]`` buffer, ``"w"`` / ``"b"``: each group's weight and bias.
-        Channels-last when split (oneDNN's layout), else as ``self.channels_last``. ``"hprev"``: the last hidden
-        state.
+        """The context shared by the cells' fused paths, for a sequence ``x`` (B, T, C, *spatial): ``"x"``;
+        ``"z"``: the ``[x, h]`` buffer in the compute dtype (holding ``h``); ``"w"`` / ``"b"``: the weight and bias
+        of each gate group in ``groups`` (the gate row ranges that one convolution computes: LSTM all four gates;
+        GRU z and r, then the candidate over the reset hidden state), the candidate's rows doubled;
+        ``"cl"``: whether the buffers (and so the outputs) are channels-last; ``"hprev"``: the last hidden state.
         """
-        b_, t_ = x.shape[0], x.shape[1]
-        spatial = list(x.shape[3:])
         dt = self.fused_dtype(x)
         cin = self.in_channels
         w, b = self._fused_weights(x, doubled_from)
-        split = self._split_input(x)
-        fmt = _channels_last if split else self._fmt
-        ws = [w[lo:hi] for lo, hi in groups]
-        bs = [None if b is None else b[lo:hi] for lo, hi in groups]
-        ctx: dict[str, Any] = {"split": split, "cl": split or self.channels_last, "hprev": state[0], "batch": b_}
-        if split:
-            frames = fmt(x.transpose(0, 1).reshape([t_ * b_, cin] + spatial).to(dt))
-            ctx["xg"] = [_onednn_conv(frames, fmt(wk[:, :cin].contiguous()), bk, self.padding) for wk, bk in zip(ws, bs)]
-            ctx["w_h"] = [fmt(wk[:, cin:].contiguous()) for wk in ws]
-            ctx["h"] = fmt(state[0].to(dt).clone())
-        else:
-            z = fmt(torch.empty([b_, cin + self.hidden_channels] + spatial, dtype=dt, device=x.device))
-            z[:, cin:].copy_(state[0])
-            ctx["z"], ctx["w"], ctx["b"], ctx["x"] = z, [fmt(wk.contiguous()) for wk in ws], bs, x
-        return ctx
+        z = self._fmt(torch.empty([x.shape[0], cin + self.hidden_channels] + list(x.shape[3:]), dtype=dt, device=x.device))
+        z[:, cin:].copy_(state[0])
+        return {
+            "x": x,
+            "z": z,
+            "w": [self._fmt(w[lo:hi].contiguous()) for lo, hi in groups],
+            "b": [None if b is None else b[lo:hi] for lo, hi in groups],
+            "cl": self.channels_last,
+            "hprev": state[0],
+        }
 
-    def _fused_gates(self, ctx: dict[str, Any], t: int, k: int, inp: torch.Tensor | None = None) -> torch.Tensor:
-        """Step ``t``'s pre-activations of gate group ``k``. Split: the hidden convolution of ``inp`` (default
-        ``ctx["h"]``) summed in place into the input gates by oneDNN's binary-add post-op. Else one convolution
-        over the buffer ``inp`` (default ``ctx["z"]``), which must hold frame ``t`` and the hidden part."""
-        if ctx["split"]:
-            b_ = ctx["batch"]
-            g = ctx["xg"][k][t * b_ : (t + 1) * b_]
-            _onednn_conv_add(g, ctx["h"] if inp is None else inp, ctx["w_h"][k], self.padding)
-            return g
-        return _conv_any(ctx["z"] if inp is None else inp, ctx["w"][k], ctx["b"][k], self.padding, self.spatial_dims)
+    def _fused_gates(self, ctx: dict[str, Any], k: int, z: torch.Tensor | None = None) -> torch.Tensor:
+        """The pre-activations of gate group ``k``: one convolution over the buffer ``z`` (default ``ctx["z"]``)."""
+        return _fused_conv(ctx["z"] if z is None else z, ctx["w"][k], ctx["b"][k], self.padding)
 
     def fused_begin(self, x: torch.Tensor, state: list[torch.Tensor]) -> dict[str, Any]:
         """Prepare a sequence: returns the context that ``fused_step`` updates in place.
@@ -422,24 +364,19 @@ class ConvLSTMCell(ConvRNNCellBase):
         """The shared context (one gate group: all four gates, the candidate's rows doubled) and ``"c2"``: the cell
         state times 2 in the state dtype."""
         ctx = self._fused_setup(x, state, 3, [(0, 4 * self.hidden_channels)])
-        c2 = state[1].to(self.state_dtype(x)) * 2.0
-        ctx["c2"] = _channels_last(c2) if ctx["cl"] else c2
+        ctx["c2"] = self._fmt(state[1].to(self.state_dtype(x)) * 2.0)
         return ctx
 
     def fused_step(self, ctx: dict[str, Any], t: int, out: torch.Tensor) -> None:
         hc, cin = self.hidden_channels, self.in_channels
-        if not ctx["split"]:
-            ctx["z"][:, :cin].copy_(ctx["x"][:, t])
-        s = torch.sigmoid_(self._fused_gates(ctx, t, 0))  # i, f, o, (g + 1) / 2
+        ctx["z"][:, :cin].copy_(ctx["x"][:, t])
+        s = torch.sigmoid_(self._fused_gates(ctx, 0))  # i, f, o, (g + 1) / 2
         i, f, o, sg = s[:, :hc], s[:, hc : 2 * hc], s[:, 2 * hc : 3 * hc], s[:, 3 * hc :]
         c2 = ctx["c2"]
         c2.mul_(f).addcmul_(i, sg, value=4.0).sub_(i, alpha=2.0)  # 2c' = f.2c + 2i.g, g = 2 sg - 1
         th = torch.sigmoid(c2).mul_(2.0).sub_(1.0)  # tanh(c') = 2 sigmoid(2c') - 1
         torch.mul(o, th, out=out)
-        if ctx["split"]:
-            ctx["h"].copy_(out)
-        else:
-            ctx["z"][:, cin:].copy_(out)
+        ctx["z"][:, cin:].copy_(out)
 
     def fused_state(self, ctx: dict[str, Any], h: torch.Tensor) -> list[torch.Tensor]:
         return [h, ctx["c2"] * 0.5]
@@ -493,34 +430,24 @@ class ConvGRUCell(ConvRNNCellBase):
 
     def fused_begin(self, x: torch.Tensor, state: list[torch.Tensor]) -> dict[str, Any]:
         """The shared context (two gate groups: z and r over ``[x, h]``, then the candidate, its rows doubled, over
-        ``[x, r.h]``) and ``"rh"``: the reset hidden state's buffer (split), or ``"z2"``: the ``[x, r.h]`` buffer."""
+        ``[x, r.h]``) and ``"z2"``: the ``[x, r.h]`` buffer."""
         hc = self.hidden_channels
         ctx = self._fused_setup(x, state, 2, [(0, 2 * hc), (2 * hc, 3 * hc)])
-        if ctx["split"]:
-            ctx["rh"] = torch.empty_like(ctx["h"])
-        else:
-            ctx["z2"] = torch.empty_like(ctx["z"])
+        ctx["z2"] = torch.empty_like(ctx["z"])
         return ctx
 
     def fused_step(self, ctx: dict[str, Any], t: int, out: torch.Tensor) -> None:
         hc, cin = self.hidden_channels, self.in_channels
-        h = ctx["hprev"]
-        split = ctx["split"]
-        if not split:
-            xt = ctx["x"][:, t]
-            ctx["z"][:, :cin].copy_(xt)
-            ctx["z2"][:, :cin].copy_(xt)
-        zr = torch.sigmoid_(self._fused_gates(ctx, t, 0))
+        h, z, z2 = ctx["hprev"], ctx["z"], ctx["z2"]
+        xt = ctx["x"][:, t]
+        z[:, :cin].copy_(xt)
+        z2[:, :cin].copy_(xt)
+        zr = torch.sigmoid_(self._fused_gates(ctx, 0))
         u, r = zr[:, :hc], zr[:, hc:]
-        # the candidate's hidden convolution reads the reset hidden state
-        rh = ctx["rh"] if split else ctx["z2"]
-        torch.mul(r, h, out=rh if split else rh[:, cin:])
-        n = torch.sigmoid_(self._fused_gates(ctx, t, 1, rh)).mul_(2.0).sub_(1.0)  # tanh, as 2s(2a)-1
+        torch.mul(r, h, out=z2[:, cin:])  # the candidate's convolution reads the reset hidden state
+        n = torch.sigmoid_(self._fused_gates(ctx, 1, z2)).mul_(2.0).sub_(1.0)  # tanh, as 2s(2a)-1
         torch.add(n, torch.sub(h, n).mul_(u), out=out)  # h' = (1 - u).n + u.h
-        if split:
-            ctx["h"].copy_(out)
-        else:
-            ctx["z"][:, cin:].copy_(out)
+        z[:, cin:].copy_(out)
         ctx["hprev"] = out
 
     def fused_state(self, ctx: dict[str, Any], h: torch.Tensor) -> list[torch.Tensor]:
