@@ -13,8 +13,11 @@ one preallocated ``[x, h]`` buffer in the compute dtype that each step writes th
 state into (no concatenation, no per-step casts of the weights), one sigmoid over all gates (the candidate gate's
 weights are doubled once per sequence so that ``tanh(a) = 2 sigmoid(2a) - 1`` needs no extra pass), the cell state
 held as ``2c`` in float32 and updated in place, and the new hidden state written straight into the caller's output
-frame (the GRU cell: two buffers, ``[x, h]`` and ``[x, r.h]``, the same doubling for its candidate). The measured
-ConvLSTM speed-up is in ``benchmarks/bench_convlstm.py``.
+frame (the GRU cell: two buffers, ``[x, h]`` and ``[x, r.h]``, the same doubling for its candidate). Its
+convolutions call oneDNN directly (PyTorch's ``F.conv3d`` picks its slower native kernel for the small batch-1
+inputs of the streamed bundles' coarse scales in float32) and run in ``compute_dtype``, or in the CPU autocast
+dtype while autocast is on. The measured speed-ups (and what was tried and not kept) are in
+``benchmarks/bench_convlstm.py``.
 
 The unroll over time lives in :class:`medst.networks.nets.ConvRNN`, the only loop over time in medst.
 """

@@ -207,7 +207,7 @@ class ConvRNN(nn.Module):
             devices where many small sequential kernels cost more than one large one. On CPUs without autograd
             (``torch.no_grad`` / ``torch.inference_mode``), cells without norm (LSTM: nor peepholes) take their
             fused per-step path (see :mod:`medst.networks.blocks.recurrent_cells`; equal to the plain path within
-            float32 rounding), unless ``batched_input=True``.
+            float32 rounding), unless ``batched_input=True`` or ``set_fused(False)``.
 
     Shapes:
         ``x``: (B, C, T, *spatial). Output: (B, H_out, T, *spatial) (or (B, H_out, *spatial)), H_out the last
