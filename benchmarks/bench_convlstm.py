@@ -10,10 +10,11 @@ single weight tensor (loaded here from the reference). Both run in the same prec
   medst's ``precision="bf16"`` (bf16 convolutions, float32 cell state).
 
 medst's fused path (``medst.networks.blocks.recurrent_cells``, taken without autograd on CPUs): oneDNN's
-convolution called directly, channels-last, one preallocated ``[x, h]`` buffer per step (no concatenation), or for
-inputs of 8 channels or more the input-to-gate convolution of all frames in one call with each step's hidden
-convolution summed into it by oneDNN's add post-op, one sigmoid over all gates (the candidate's weights doubled so
-that ``tanh(a) = 2 sigmoid(2a) - 1``), the LSTM's cell state updated in place in float32.
+convolution called directly (``F.conv3d`` / ``F.conv2d`` give small batch-1 float32 inputs to PyTorch's slower
+native kernel), channels-last (set by ``optimize_for_inference`` on CPUs), one preallocated ``[x, h]`` buffer per
+step (no concatenation), one sigmoid over all gates (the candidate's weights doubled so that
+``tanh(a) = 2 sigmoid(2a) - 1``), computed on a float32 copy of half-precision pre-activations so that the gate
+maths never mixes dtypes, the LSTM's cell state updated in place in float32.
 
 Then the path ``StreamingInferer`` runs (``--no-stream`` skips it): the recurrent segmentation bundles'
 ``RecurrentSegNet`` (``bundles/moving_digits_convlstm_segmentation``: 2D, channels 8/16/32, 64x64 frames, chunks
