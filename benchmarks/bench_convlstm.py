@@ -97,9 +97,10 @@ class ReferenceConvGRU(nn.Module):
         pad = self.conv.padding
         outs = []
         for i in range(t):
-            zr = torch.sigmoid(nn.functional.conv2d(torch.cat([x[:, :, i], h], 1), w[: 2 * hc], bias[: 2 * hc], padding=pad))
+            xt = x[:, :, i]
+            zr = torch.sigmoid(nn.functional.conv2d(torch.cat([xt, h], 1), w[: 2 * hc], bias[: 2 * hc], padding=pad))
             z, r = torch.split(zr, hc, dim=1)
-            n = torch.tanh(nn.functional.conv2d(torch.cat([x[:, :, i], r * h], 1), w[2 * hc :], bias[2 * hc :], padding=pad))
+            n = torch.tanh(nn.functional.conv2d(torch.cat([xt, r * h], 1), w[2 * hc :], bias[2 * hc :], padding=pad))
             h = (1 - z) * n + z * h
             outs.append(h)
         return torch.stack(outs, dim=2)
@@ -156,7 +157,8 @@ def bench_cell(args: argparse.Namespace) -> None:
         "usual loop under autocast bf16": ref_bf16,
         "medst fused, bf16": lambda: net_bf16(x),
     }
-    print(f"\n== lone Conv{args.cell.upper()}: input 1x1x{args.frames}x{args.size}x{args.size}, hidden {args.hidden}, 3x3")
+    print(f"\n== lone Conv{args.cell.upper()}: input 1x1x{args.frames}x{args.size}x{args.size}, "
+          f"hidden {args.hidden}, 3x3")
     with torch.inference_mode():
         y_ref = ref(x)
         d32 = _per_frame(net_fp32(x), y_ref).max().item()
@@ -170,7 +172,9 @@ def bench_cell(args: argparse.Namespace) -> None:
     _report(times, [("fp32 / fp32", 0, 1), ("bf16 / bf16 under autocast", 2, 3), ("bf16 / the fp32 usual loop", 0, 3)])
 
 
-def _report(times: dict[str, list[float]], ratios: list[tuple[str, int, int]], extra: dict[str, list[float]] | None = None) -> None:
+def _report(
+    times: dict[str, list[float]], ratios: list[tuple[str, int, int]], extra: dict[str, list[float]] | None = None
+) -> None:
     names = list(times)
     med = {n: statistics.median(v) for n, v in times.items()}
     print(f"medians over {len(times[names[0]])} rounds:")

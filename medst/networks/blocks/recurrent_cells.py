@@ -249,7 +249,8 @@ class ConvRNNCellBase(nn.Module):
         dt = self.fused_dtype(x)
         cin = self.in_channels
         w, b = self._fused_weights(x, doubled_from)
-        z = self._fmt(torch.empty([x.shape[0], cin + self.hidden_channels] + list(x.shape[3:]), dtype=dt, device=x.device))
+        shape = [x.shape[0], cin + self.hidden_channels] + list(x.shape[3:])
+        z = self._fmt(torch.empty(shape, dtype=dt, device=x.device))
         z[:, cin:].copy_(state[0])
         return {
             "x": x,
