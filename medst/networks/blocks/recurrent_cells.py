@@ -46,12 +46,14 @@ _USE_ONEDNN = True  # False: F.conv2d / F.conv3d on the fused path too (to measu
 
 
 def _fused_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: int) -> torch.Tensor:
-    """The fused path's "same" convolution (stride 1). On CPUs with oneDNN, 2D and 3D: oneDNN's convolution called
-    directly, because ``F.conv2d`` / ``F.conv3d`` hand a float32 batch-1 input of under 20,480 values in its first
-    four dims (the streamed bundles' coarse scales, e.g. 128 channels x 8 x 8^2 voxels) to PyTorch's own
-    ``slow_conv3d`` / ``slow_conv2d``, measured 1.7-1.9x slower there (3D, 8^3 voxels, 128 to 256 channels)."""
+    """The fused path's "same" convolution (stride 1). On CPUs with oneDNN, 2D and 3D, float32 and bfloat16:
+    oneDNN's convolution called directly, because ``F.conv2d`` / ``F.conv3d`` hand a float32 batch-1 input of under
+    20,480 values in its first four dims (the streamed bundles' coarse scales, e.g. 128 channels x 8 x 8^2 voxels) to
+    PyTorch's own ``slow_conv3d`` / ``slow_conv2d``, measured 1.7-1.9x slower there (3D, 8^3 voxels, 128 to 256
+    channels). Other dtypes take ``F.conv*d`` (oneDNN's float16 needs AVX512-FP16; float64 it does not serve)."""
     nd = x.dim() - 2
-    if _USE_ONEDNN and nd in (2, 3) and x.device.type == "cpu" and torch.backends.mkldnn.is_available():
+    onednn = x.device.type == "cpu" and x.dtype in (torch.float32, torch.bfloat16)
+    if _USE_ONEDNN and nd in (2, 3) and onednn and torch.backends.mkldnn.is_available():
         return torch.mkldnn_convolution(x, weight, bias, [padding] * nd, [1] * nd, [1] * nd, 1)
     if nd == 2:
         return F.conv2d(x, weight, bias, padding=padding)

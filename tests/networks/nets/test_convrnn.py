@@ -249,3 +249,21 @@ def test_fused_path_avoids_pytorchs_slow_conv3d():
     assert "aten::slow_conv3d_forward" in usual_ops  # what the usual loop gets from PyTorch's heuristic
     assert "aten::slow_conv3d_forward" not in fused_ops and "aten::mkldnn_convolution" in fused_ops
     torch.testing.assert_close(fused, usual, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16])
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_fused_path_in_dtypes_onednn_does_not_serve(dtype, cell, monkeypatch):
+    """float64 (and float16 on CPUs without AVX512-FP16) fall back to F.conv*d on the fused path."""
+    torch.manual_seed(0)
+    net = ConvRNN(3, 2, 4, cell=cell).eval().to(dtype)
+    x = torch.randn(1, 2, 3, 4, 4, 4, dtype=dtype)
+    calls = _count_fused_steps(net, monkeypatch)
+    with torch.inference_mode():
+        net.set_fused(False)
+        usual = net(x)
+        net.set_fused(True)
+        fused = net(x)
+    assert len(calls) == 3 and fused.dtype == dtype
+    tol = 1e-10 if dtype == torch.float64 else 1e-2
+    torch.testing.assert_close(fused, usual, rtol=tol, atol=tol)
