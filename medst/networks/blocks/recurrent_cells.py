@@ -395,7 +395,10 @@ class ConvLSTMCell(ConvRNNCellBase):
         c2 = ctx["c2"]
         c2.mul_(f).addcmul_(i, sg, value=4.0).sub_(i, alpha=2.0)  # 2c' = f.2c + 2i.g, g = 2 sg - 1
         th = torch.sigmoid(c2).mul_(2.0).sub_(1.0)  # tanh(c') = 2 sigmoid(2c') - 1
-        torch.mul(o, th, out=out)
+        if out.dtype == th.dtype:
+            torch.mul(o, th, out=out)
+        else:  # a narrower output: compute, then cast in one copy (out= of another dtype casts element by element)
+            out.copy_(th.mul_(o))
         ctx["z"][:, cin:].copy_(out)
 
     def fused_state(self, ctx: dict[str, Any], h: torch.Tensor) -> list[torch.Tensor]:
@@ -466,7 +469,7 @@ class ConvGRUCell(ConvRNNCellBase):
         u, r = zr[:, :hc], zr[:, hc:]
         torch.mul(r, h, out=z2[:, cin:])  # the candidate's convolution reads the reset hidden state
         n = self._fused_gates(ctx, 1, z2).mul_(2.0).sub_(1.0)  # tanh, as 2s(2a)-1
-        torch.add(n, torch.sub(h, n).mul_(u), out=out)  # h' = (1 - u).n + u.h
+        out.copy_(torch.sub(h, n).mul_(u).add_(n))  # h' = (1 - u).n + u.h
         z[:, cin:].copy_(out)
         ctx["hprev"] = out
 
