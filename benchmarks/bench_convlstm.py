@@ -1,48 +1,66 @@
-"""ConvLSTM inference speed: medst's default inference path against the widely used PyTorch formulation.
+"""ConvLSTM / ConvGRU inference speed: medst's fused per-step path against the usual loop, like for like.
 
-The reference (written inline below) is the ConvLSTM most PyTorch code uses: at every time step, concatenate the
-input frame and the hidden state, run ONE convolution for all four gates (i, f, o, g), float32, default memory
-format. medst's ConvRNN holds the same single weight tensor (loaded here from the reference). Its default inference
-path (``medst.networks.optimize_for_inference(net, precision="auto")``, what medst's inferers call) on this CPU:
-the cells' fused per-step path (see ``medst.networks.blocks.recurrent_cells``): one preallocated ``[x, h]``
-buffer that each step writes the frame and the new hidden state into (no concatenation), the gate convolution
-channels-last and in bfloat16 where the CPU runs it natively (AVX512-BF16 / AMX), one sigmoid over all four gates
-(the candidate gate's weights doubled once per sequence, so ``tanh(a) = 2 sigmoid(2a) - 1`` costs no extra pass),
-the cell state kept as ``2c`` in float32 and updated in place, each hidden state written straight into the output.
-The same path in float32 gives the float32-only ratio; the batched input convolution (``batched_input=True``,
-the default on CUDA) is timed too.
+The usual loop (written inline below) is the ConvLSTM / ConvGRU most PyTorch code uses: at every time step,
+concatenate the input frame and the hidden state and run ONE convolution for all the gates (the GRU: one for z and
+r over ``[x, h]``, one for the candidate over ``[x, r.h]``), default memory format. medst's ConvRNN holds the same
+single weight tensor (loaded here from the reference). Both run in the same precision:
 
-One run measures every variant in interleaved rounds (the machine is shared: each round runs all variants, in a
-rotating order), after a warm-up, and prints medians over the rounds, the float32-only ratio and the
-mixed-precision ratio, after checking the outputs: float32 equal to the reference (max abs diff <= 1e-5), mixed
-precision within the stated tolerance on every frame.
+- float32 against float32 (medst: ``optimize_for_inference(net, precision="fp32")``);
+- bfloat16: the usual loop under ``torch.autocast("cpu", torch.bfloat16)`` (what a user gets in one line) against
+  medst's ``precision="bf16"`` (bf16 convolutions, float32 cell state).
 
-    python benchmarks/bench_convlstm.py [--rounds 7] [--threads N] [--frames 20] [--size 128] [--hidden 64]
+medst's fused path (``medst.networks.blocks.recurrent_cells``, taken without autograd on CPUs): oneDNN's
+convolution called directly (``F.conv3d`` / ``F.conv2d`` give small batch-1 float32 inputs to PyTorch's slower
+native kernel), channels-last (set by ``optimize_for_inference`` on CPUs), one preallocated ``[x, h]`` buffer per
+step (no concatenation), one sigmoid over all gates (the candidate's weights doubled so that
+``tanh(a) = 2 sigmoid(2a) - 1``), computed on a float32 copy of half-precision pre-activations so that the gate
+maths never mixes dtypes, the LSTM's cell state updated in place in float32.
 
-Measured 2026-11-25 on the 2-core AMD EPYC (AVX512-BF16; torch 2.13.0 CPU), on a quiet machine, medians:
-  default threads (2), 7 rounds: reference 0.438 s; medst fp32 0.329 s (1.33x); medst default bf16 0.185 s
-      (2.37x); fp32 with the batched input conv 0.438 s (1.00x); bf16 max abs diff per frame 2.2e-3 (tolerance 5e-3).
-  --threads 1, 5 rounds: reference 0.801 s; medst fp32 0.494 s (1.62x); medst default bf16 0.346 s (2.31x).
-Before the fused step (cat + conv per step, gate maths in unfused float32 passes) the same script gave 1.22x / 1.55x
-with two threads: the profile showed the bf16 convolution at 54% of the time and the elementwise passes, casts and
-concatenation at most of the rest.
+Then the path ``StreamingInferer`` runs (``--no-stream`` skips it): the recurrent segmentation bundles'
+``RecurrentSegNet`` (``bundles/moving_digits_convlstm_segmentation``: 2D, channels 8/16/32, 64x64 frames, chunks
+of 10; ``bundles/cardiac_phantom_convlstm4d_segmentation``: 3D, channels 16/32/64, 32^3 volumes, chunks of 6;
+their trained weights when present, the cell set by ``--cell``) streamed through ``StreamingInferer`` with the
+bundles' window settings and ``output="labels"``, with the recurrent layers on the usual loop
+(``ConvRNN.set_fused(False)``: the cells' plain ``cat`` + one convolution per step) or on the fused path, in
+float32 and in bfloat16 (``precision="bf16"``: the inferer autocasts the whole network). It reports the whole
+call and the time spent inside the recurrent layers.
+
+Every variant runs in interleaved rounds (the machine is shared: each round runs all variants, in a rotating
+order), after a warm-up; medians over the rounds and ratios are printed, after checking the outputs: float32
+equal to the usual loop (max abs diff <= 1e-5), bfloat16 within the stated tolerance of the float32 usual loop on
+every frame.
+
+    python benchmarks/bench_convlstm.py [--cell lstm|gru] [--rounds 5] [--threads N] [--frames 20] [--size 128]
+        [--hidden 64] [--no-stream]
+
+Measured: see README.md's performance table.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
+import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 
-from medst.networks import optimize_for_inference, resolve_precision
-from medst.networks.nets import ConvRNN
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine_line  # noqa: E402
+
+from medst.inferers import StreamingInferer  # noqa: E402
+from medst.networks import optimize_for_inference  # noqa: E402
+from medst.networks.nets import ConvRNN, RecurrentSegNet  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 class ReferenceConvLSTM(nn.Module):
-    """The usual ConvLSTM: conv over cat([x_t, h]) -> i, f, o, g at every step; float32, default memory format."""
+    """The usual ConvLSTM: conv over cat([x_t, h]) -> i, f, o, g at every step, default memory format."""
 
     def __init__(self, in_channels: int, hidden: int, kernel_size: int = 3) -> None:
         super().__init__()
@@ -63,79 +81,229 @@ class ReferenceConvLSTM(nn.Module):
         return torch.stack(outs, dim=2)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=7, help="timed rounds (>= 5), after one warm-up round")
-    ap.add_argument("--frames", type=int, default=20)
-    ap.add_argument("--size", type=int, default=128)
-    ap.add_argument("--hidden", type=int, default=64)
-    ap.add_argument("--tol", type=float, default=5e-3, help="max abs difference allowed per frame in mixed precision")
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    args = ap.parse_args()
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
+class ReferenceConvGRU(nn.Module):
+    """The usual ConvGRU: z, r from conv(cat([x_t, h])), n = tanh(conv(cat([x_t, r.h]))), one weight tensor."""
 
+    def __init__(self, in_channels: int, hidden: int, kernel_size: int = 3) -> None:
+        super().__init__()
+        self.hidden = hidden
+        self.conv = nn.Conv2d(in_channels + hidden, 3 * hidden, kernel_size, padding=kernel_size // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, C, T, H, W)
+        b, _, t, hh, ww = x.shape
+        hc = self.hidden
+        h = x.new_zeros(b, hc, hh, ww)
+        w, bias = self.conv.weight, self.conv.bias
+        pad = self.conv.padding
+        outs = []
+        for i in range(t):
+            xt = x[:, :, i]
+            zr = torch.sigmoid(nn.functional.conv2d(torch.cat([xt, h], 1), w[: 2 * hc], bias[: 2 * hc], padding=pad))
+            z, r = torch.split(zr, hc, dim=1)
+            n = torch.tanh(nn.functional.conv2d(torch.cat([xt, r * h], 1), w[2 * hc :], bias[2 * hc :], padding=pad))
+            h = (1 - z) * n + z * h
+            outs.append(h)
+        return torch.stack(outs, dim=2)
+
+
+def _autocast_bf16() -> contextlib.AbstractContextManager:
+    return torch.autocast("cpu", torch.bfloat16)
+
+
+def _interleaved(variants: dict[str, Callable[[], object]], rounds: int) -> dict[str, list[float]]:
+    names = list(variants)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for fn in variants.values():  # warm-up
+        fn()
+    for r in range(rounds):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        for n in order:
+            t0 = time.perf_counter()
+            variants[n]()
+            times[n].append(time.perf_counter() - t0)
+    return times
+
+
+def _per_frame(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Max abs difference per frame of (B, C, T, *spatial) tensors."""
+    d = (a.float() - b.float()).abs().transpose(0, 2)
+    return d.reshape(d.shape[0], -1).amax(1)
+
+
+def bench_cell(args: argparse.Namespace) -> None:
+    torch.manual_seed(0)
     x = torch.rand(1, 1, args.frames, args.size, args.size)
-    ref = ReferenceConvLSTM(1, args.hidden).eval()
-    net = ConvRNN(2, 1, args.hidden, kernel_size=3, cell="lstm")
-    cell = net.layers[0].fwd.cell
-    with torch.no_grad():  # the same weights: medst keeps the reference's fused layout
-        cell.conv.weight.copy_(ref.conv.weight)
-        cell.conv.bias.copy_(ref.conv.bias)
-    def copy_of(**kwargs):  # optimize_for_inference sets the cells' options in place: one instance per variant
-        n = ConvRNN(2, 1, args.hidden, kernel_size=3, cell="lstm", **kwargs)
-        n.load_state_dict(net.state_dict())
+    ref_cls = ReferenceConvLSTM if args.cell == "lstm" else ReferenceConvGRU
+    ref = ref_cls(1, args.hidden).eval()
+
+    def copy_of() -> ConvRNN:  # optimize_for_inference sets the cells' options in place: one instance per variant
+        n = ConvRNN(2, 1, args.hidden, kernel_size=3, cell=args.cell)
+        cell = n.layers[0].fwd.cell
+        with torch.no_grad():  # the same weights: medst keeps the reference's fused layout
+            cell.conv.weight.copy_(ref.conv.weight)
+            cell.conv.bias.copy_(ref.conv.bias)
         return n
 
     net_fp32 = optimize_for_inference(copy_of(), precision="fp32")
-    net_batched = optimize_for_inference(copy_of(batched_input=True), precision="fp32")
-    precision = resolve_precision("auto", "cpu")
-    net_default = optimize_for_inference(copy_of(), precision="auto")
+    net_bf16 = optimize_for_inference(copy_of(), precision="bf16")
+
+    def ref_bf16() -> torch.Tensor:
+        with _autocast_bf16():
+            return ref(x)
 
     variants = {
-        "reference (cat + 4-gate conv per step, fp32)": lambda: ref(x),
-        "medst float32 (precision='fp32')": lambda: net_fp32(x),
-        f"medst default (precision='auto' -> {precision})": lambda: net_default(x),
-        "medst float32, batched input conv": lambda: net_batched(x),
+        "usual loop, fp32": lambda: ref(x),
+        "medst fused, fp32": lambda: net_fp32(x),
+        "usual loop under autocast bf16": ref_bf16,
+        "medst fused, bf16": lambda: net_bf16(x),
     }
-    names = list(variants)
-
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, CPU capability "
-          f"{torch.backends.cpu.get_cpu_capability()}, auto precision -> {precision}")
-    print(f"input 1x1x{args.frames}x{args.size}x{args.size}, hidden {args.hidden}, kernel 3x3")
-
+    print(f"\n== lone Conv{args.cell.upper()}: input 1x1x{args.frames}x{args.size}x{args.size}, "
+          f"hidden {args.hidden}, 3x3")
     with torch.inference_mode():
         y_ref = ref(x)
-        y32 = net_fp32(x)
-        yd = net_default(x)
-        yb = net_batched(x)
-    d32 = max((y32 - y_ref).abs().max().item(), (yb - y_ref).abs().max().item())
-    per_frame = (yd - y_ref).abs().amax(dim=(0, 1, 3, 4))
-    print(f"check float32: max abs diff {d32:.2e} (must be <= 1e-5): {'OK' if d32 <= 1e-5 else 'FAIL'}")
-    print(f"check default ({precision}): max abs diff per frame {per_frame.max().item():.2e} "
-          f"(tolerance {args.tol:g}; frames {per_frame.min().item():.1e}..{per_frame.max().item():.1e}): "
-          f"{'OK' if bool((per_frame <= args.tol).all()) else 'FAIL'}")
+        d32 = _per_frame(net_fp32(x), y_ref).max().item()
+        pf_ref16 = _per_frame(ref_bf16(), y_ref)
+        pf_16 = _per_frame(net_bf16(x), y_ref)
+        print(f"check fp32: max abs diff {d32:.2e} (must be <= 1e-5): {'OK' if d32 <= 1e-5 else 'FAIL'}")
+        for name, pf in (("usual loop under autocast", pf_ref16), ("medst bf16", pf_16)):
+            print(f"check {name} against the fp32 usual loop: max abs diff per frame {pf.max().item():.2e} "
+                  f"(tolerance {args.tol:g}): {'OK' if bool((pf <= args.tol).all()) else 'FAIL'}")
+        times = _interleaved(variants, max(3, args.rounds))
+    _report(times, [("fp32 / fp32", 0, 1), ("bf16 / bf16 under autocast", 2, 3), ("bf16 / the fp32 usual loop", 0, 3)])
 
-    times: dict[str, list[float]] = {n: [] for n in names}
-    with torch.inference_mode():
-        for fn in variants.values():  # warm-up
-            fn()
-        for r in range(max(5, args.rounds)):
-            order = names[r % len(names):] + names[: r % len(names)]
-            for n in order:
-                t0 = time.perf_counter()
-                variants[n]()
-                times[n].append(time.perf_counter() - t0)
-    ref_name = names[0]
+
+def _report(
+    times: dict[str, list[float]], ratios: list[tuple[str, int, int]], extra: dict[str, list[float]] | None = None
+) -> None:
+    names = list(times)
     med = {n: statistics.median(v) for n, v in times.items()}
-    print(f"\nmedians over {len(times[ref_name])} rounds:")
+    print(f"medians over {len(times[names[0]])} rounds:")
     for n in names:
-        per_round = statistics.median(a / b for a, b in zip(times[ref_name], times[n]))
-        print(f"  {n:48s} {med[n]:7.3f} s   speed-up {med[ref_name] / med[n]:4.2f}x "
-              f"(median of per-round ratios {per_round:4.2f}x)")
-    print(f"\nfloat32-only ratio (medst fp32 / reference): {med[ref_name] / med[names[1]]:.2f}x")
-    print(f"default-path ratio ({precision}, tolerance {args.tol:g} per frame): {med[ref_name] / med[names[2]]:.2f}x")
+        more = f"   (recurrent layers {statistics.median(extra[n]) * 1e3:8.1f} ms)" if extra else ""
+        print(f"  {n:48s} {med[n] * 1e3:9.1f} ms{more}")
+    for label, a, b in ratios:
+        na, nb = names[a], names[b]
+        line = f"ratio {label}: {med[na] / med[nb]:.2f}x"
+        if extra:
+            line += f" whole call; recurrent layers {statistics.median(extra[na]) / statistics.median(extra[nb]):.2f}x"
+        print(line)
+
+
+class _RecurrentTimer:
+    """Adds up the wall time spent in every ConvRNN.forward_frames call (RecurrentSegNet's recurrent layers)."""
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self._orig = ConvRNN.forward_frames
+
+    def __enter__(self) -> _RecurrentTimer:
+        orig, timer = self._orig, self
+
+        def timed(net, x, state=None):
+            t0 = time.perf_counter()
+            try:
+                return orig(net, x, state)
+            finally:
+                timer.total += time.perf_counter() - t0
+
+        ConvRNN.forward_frames = timed
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        ConvRNN.forward_frames = self._orig
+
+
+STREAM_CASES = {
+    "digits": dict(
+        bundle="moving_digits_convlstm_segmentation",
+        net=dict(spatial_dims=2, in_channels=1, out_channels=2, channels=(8, 16, 32)),
+        shape=(1, 1, 40, 64, 64), roi=(64, 64), time_chunk=10, overlap=0.25,
+    ),
+    "cardiac": dict(
+        bundle="cardiac_phantom_convlstm4d_segmentation",
+        net=dict(spatial_dims=3, in_channels=1, out_channels=4, channels=(16, 32, 64)),
+        shape=(1, 1, 12, 32, 32, 32), roi=(32, 32, 32), time_chunk=6, overlap=0.5,
+    ),
+}
+
+
+def _stream_net(case: dict, cell: str) -> tuple[RecurrentSegNet, str]:
+    torch.manual_seed(0)
+    net = RecurrentSegNet(**case["net"], cell=cell).eval()
+    ckpt = REPO / "bundles" / case["bundle"] / "models" / "model.pt"
+    if cell == "lstm" and ckpt.is_file():
+        try:
+            sd = torch.load(ckpt, map_location="cpu", weights_only=True)
+            net.load_state_dict(sd.get("state_dict", sd) if isinstance(sd, dict) else sd)
+            return net, "trained weights"
+        except (RuntimeError, KeyError) as e:  # another width: random weights time the same
+            return net, f"random weights ({type(e).__name__})"
+    return net, "random weights"
+
+
+def bench_stream(args: argparse.Namespace) -> None:
+    for name, case in STREAM_CASES.items():
+        net, weights = _stream_net(case, args.cell)
+        torch.manual_seed(1)
+        x = torch.rand(case["shape"])
+        print(f"\n== StreamingInferer, {name} bundle's RecurrentSegNet ({args.cell}, {weights}), input "
+              f"{'x'.join(map(str, case['shape']))}, roi {case['roi']}, chunks of {case['time_chunk']} frames")
+
+        def run(fused: bool, precision: str, output: str = "labels", net=net, case=case, x=x):
+            for m in net.modules():
+                if isinstance(m, ConvRNN):
+                    m.set_fused(fused)
+            inf = StreamingInferer(case["roi"], case["time_chunk"], overlap=case["overlap"], precision=precision,
+                                   output=output, progress=False)
+            return inf(x, net)
+
+        logits = {(f, p): run(f, p, "logits") for f in (False, True) for p in ("fp32", "bf16")}
+        d32 = _per_frame(logits[(True, "fp32")], logits[(False, "fp32")]).max().item()
+        print(f"check fp32: logits max abs diff {d32:.2e} (must be <= 1e-4): {'OK' if d32 <= 1e-4 else 'FAIL'}")
+        for f in (False, True):
+            lab32, lab16 = logits[(False, "fp32")].argmax(1), logits[(f, "bf16")].argmax(1)
+            agree = (lab32 == lab16).float().mean().item()
+            d16 = _per_frame(logits[(f, "bf16")], logits[(False, "fp32")]).max().item()
+            print(f"check bf16 {'fused' if f else 'usual loop'} against fp32 usual: labels agree on {agree:.4%}, "
+                  f"logits max abs diff {d16:.2e}")
+        variants = {}
+        extra: dict[str, list[float]] = {}
+        timer = _RecurrentTimer()
+        for precision in ("fp32", "bf16"):
+            for fused in (False, True):
+                key = f"{'fused' if fused else 'usual loop'}, {precision}"
+
+                def fn(fused=fused, precision=precision, key=key):
+                    timer.total = 0.0
+                    with timer:
+                        run(fused, precision)
+                    extra.setdefault(key, []).append(timer.total)
+
+                variants[key] = fn
+        times = _interleaved(variants, max(3, args.rounds))
+        extra = {k: v[1:] for k, v in extra.items()}  # drop the warm-up
+        _report(times, [("fp32 / fp32", 0, 1), ("bf16 / bf16 (both autocast)", 2, 3)], extra)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cell", choices=("lstm", "gru"), default="lstm")
+    ap.add_argument("--rounds", type=int, default=5, help="timed rounds (>= 3), after one warm-up round")
+    ap.add_argument("--frames", type=int, default=20)
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--hidden", type=int, default=64)
+    ap.add_argument("--tol", type=float, default=5e-3, help="max abs difference allowed per frame in bfloat16")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--no-stream", action="store_true", help="skip the StreamingInferer cases")
+    ap.add_argument("--no-cell", action="store_true", help="skip the lone cell")
+    args = ap.parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    print(machine_line())
+    if not args.no_cell:
+        bench_cell(args)
+    if not args.no_stream:
+        bench_stream(args)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,11 @@ one preallocated ``[x, h]`` buffer in the compute dtype that each step writes th
 state into (no concatenation, no per-step casts of the weights), one sigmoid over all gates (the candidate gate's
 weights are doubled once per sequence so that ``tanh(a) = 2 sigmoid(2a) - 1`` needs no extra pass), the cell state
 held as ``2c`` in float32 and updated in place, and the new hidden state written straight into the caller's output
-frame (the GRU cell: two buffers, ``[x, h]`` and ``[x, r.h]``, the same doubling for its candidate). The measured
-ConvLSTM speed-up is in ``benchmarks/bench_convlstm.py``.
+frame (the GRU cell: two buffers, ``[x, h]`` and ``[x, r.h]``, the same doubling for its candidate). Its
+convolutions call oneDNN directly (PyTorch's ``F.conv3d`` picks its slower native kernel for the small batch-1
+inputs of the streamed bundles' coarse scales in float32) and run in ``compute_dtype``, or in the CPU autocast
+dtype while autocast is on. The measured speed-ups (and what was tried and not kept) are in
+``benchmarks/bench_convlstm.py``.
 
 The unroll over time lives in :class:`medst.networks.nets.ConvRNN`, the only loop over time in medst.
 """
@@ -22,6 +25,7 @@ The unroll over time lives in :class:`medst.networks.nets.ConvRNN`, the only loo
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -36,6 +40,26 @@ __all__ = [
     "get_cell_class",
     "fast_tanh",
 ]
+
+
+_USE_ONEDNN = True  # False: F.conv2d / F.conv3d on the fused path too (to measure what calling oneDNN gives)
+
+
+def _fused_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: int) -> torch.Tensor:
+    """The fused path's "same" convolution (stride 1). On CPUs with oneDNN, 2D and 3D, float32 and bfloat16:
+    oneDNN's convolution called directly, because ``F.conv2d`` / ``F.conv3d`` hand a float32 batch-1 input of under
+    20,480 values in its first four dims (the streamed bundles' coarse scales, e.g. 128 channels x 8 x 8^2 voxels) to
+    PyTorch's own ``slow_conv3d`` / ``slow_conv2d``, measured 1.7-1.9x slower there (3D, 8^3 voxels, 128 to 256
+    channels). Other dtypes take ``F.conv*d`` (oneDNN's float16 needs AVX512-FP16; float64 it does not serve)."""
+    nd = x.dim() - 2
+    onednn = x.device.type == "cpu" and x.dtype in (torch.float32, torch.bfloat16)
+    if _USE_ONEDNN and nd in (2, 3) and onednn and torch.backends.mkldnn.is_available():
+        return torch.mkldnn_convolution(x, weight, bias, [padding] * nd, [1] * nd, [1] * nd, 1)
+    if nd == 2:
+        return F.conv2d(x, weight, bias, padding=padding)
+    if nd == 3:
+        return F.conv3d(x, weight, bias, padding=padding)
+    return F.conv1d(x, weight, bias, padding=padding)
 
 
 def fast_tanh(x: torch.Tensor) -> torch.Tensor:
@@ -193,37 +217,83 @@ class ConvRNNCellBase(nn.Module):
         the input's dtype otherwise (hidden states and outputs keep the input's dtype)."""
         return torch.float32 if x.dtype in (torch.bfloat16, torch.float16) else x.dtype
 
-    def _fused_setup(
-        self, x: torch.Tensor, h: torch.Tensor, doubled_from: int
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """The fused path's ``[x, h]`` buffer (holding ``h``) and the gate weight and bias in the compute dtype, with
-        the rows from gate ``doubled_from`` on doubled (for ``tanh(a) = 2 sigmoid(2a) - 1``; exact in floating point:
-        conv(2W) = 2 conv(W)). Weights are converted once per sequence."""
-        dt = self.compute_dtype if self.compute_dtype is not None else x.dtype
+    def fused_dtype(self, x: torch.Tensor) -> torch.dtype:
+        """The dtype the fused path convolves in: ``compute_dtype`` if set, else the CPU autocast dtype while
+        autocast is on (the fused path calls oneDNN directly, which autocast does not see), else ``x``'s dtype."""
+        if self.compute_dtype is not None:
+            return self.compute_dtype
+        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            return torch.get_autocast_dtype("cpu")
+        return x.dtype
+
+    def _fused_weights(self, x: torch.Tensor, doubled_from: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The gate weight and bias in the compute dtype, the rows from gate ``doubled_from`` on doubled (for
+        ``tanh(a) = 2 sigmoid(2a) - 1``; exact in floating point: conv(2W) = 2 conv(W)); once per sequence."""
+        dt = self.fused_dtype(x)
         acc = self.state_dtype(x)
         hc = self.hidden_channels
-        z = self._fmt(torch.empty([x.shape[0], self.in_channels + hc] + list(x.shape[2:]), dtype=dt, device=x.device))
-        z[:, self.in_channels :].copy_(h)
         scale = torch.ones(self.num_gates * hc, dtype=acc, device=x.device)
         scale[doubled_from * hc :] = 2.0
         w = self.conv.weight.detach().to(acc) * scale.view([-1] + [1] * (self.spatial_dims + 1))
         b = self.conv.bias
-        return z, self._fmt(w.to(dt)), None if b is None else (b.detach().to(acc) * scale).to(dt)
+        return w.to(dt), None if b is None else (b.detach().to(acc) * scale).to(dt)
 
-    def fused_begin(self, x: torch.Tensor, state: list[torch.Tensor]) -> list[torch.Tensor]:
+    def _fused_setup(
+        self, x: torch.Tensor, state: list[torch.Tensor], doubled_from: int, groups: list[tuple[int, int]]
+    ) -> dict[str, Any]:
+        """The context shared by the cells' fused paths, for a sequence ``x`` (B, T, C, *spatial): ``"x"``;
+        ``"z"``: the ``[x, h]`` buffer in the compute dtype (holding ``h``); ``"w"`` / ``"b"``: the weight and bias
+        of each gate group in ``groups`` (the gate row ranges that one convolution computes: LSTM all four gates;
+        GRU z and r, then the candidate over the reset hidden state), the candidate's rows doubled;
+        ``"cl"``: whether the buffers (and so the outputs) are channels-last; ``"hprev"``: the last hidden state;
+        ``"acc"``: the state dtype.
+        """
+        dt = self.fused_dtype(x)
+        cin = self.in_channels
+        w, b = self._fused_weights(x, doubled_from)
+        shape = [x.shape[0], cin + self.hidden_channels] + list(x.shape[3:])
+        z = self._fmt(torch.empty(shape, dtype=dt, device=x.device))
+        z[:, cin:].copy_(state[0])
+        return {
+            "x": x,
+            "z": z,
+            "w": [self._fmt(w[lo:hi].contiguous()) for lo, hi in groups],
+            "b": [None if b is None else b[lo:hi] for lo, hi in groups],
+            "cl": self.channels_last,
+            "hprev": state[0],
+            "acc": self.state_dtype(x),
+        }
+
+    def _fused_gates(self, ctx: dict[str, Any], k: int, z: torch.Tensor | None = None) -> torch.Tensor:
+        """The sigmoid of gate group ``k``'s pre-activations (one convolution over the buffer ``z``, default
+        ``ctx["z"]``), in the state dtype: a half-precision convolution's output is widened into a float32 buffer
+        first, so that every later gate operation runs on float32 alone. Measured on a ConvLSTM's gate maths
+        (64 hidden, 128^2, bf16 gates, one thread): 21 ms per step against 35 ms with mixed bf16 / float32
+        operands (PyTorch casts those element by element), and the bf16 rounding of the sigmoids themselves, which
+        the doubled candidate (``2 s - 1``) doubles, is gone."""
+        pre = _fused_conv(ctx["z"] if z is None else z, ctx["w"][k], ctx["b"][k], self.padding)
+        acc = ctx["acc"]
+        if pre.dtype == acc:
+            return torch.sigmoid_(pre)
+        key = f"s{k}"
+        if key not in ctx:
+            ctx[key] = torch.empty_like(pre, dtype=acc)
+        return torch.sigmoid_(ctx[key].copy_(pre))
+
+    def fused_begin(self, x: torch.Tensor, state: list[torch.Tensor]) -> dict[str, Any]:
         """Prepare a sequence: returns the context that ``fused_step`` updates in place.
 
         Args:
-            x: the first frame (B, C, *spatial) (its shape, dtype and device are used).
+            x: the whole sequence (B, T, C, *spatial).
             state: the initial state (``num_states`` tensors (B, H, *spatial)).
         """
         raise NotImplementedError(f"{type(self).__name__} has no fused inference path.")
 
-    def fused_step(self, ctx: list[torch.Tensor], x: torch.Tensor, out: torch.Tensor) -> None:
-        """One time step: reads frame ``x`` (B, C, *spatial), writes the new hidden state into ``out``."""
+    def fused_step(self, ctx: dict[str, Any], t: int, out: torch.Tensor) -> None:
+        """Time step ``t`` of the sequence given to ``fused_begin``: writes the new hidden state into ``out``."""
         raise NotImplementedError(f"{type(self).__name__} has no fused inference path.")
 
-    def fused_state(self, ctx: list[torch.Tensor], h: torch.Tensor) -> list[torch.Tensor]:
+    def fused_state(self, ctx: dict[str, Any], h: torch.Tensor) -> list[torch.Tensor]:
         """The state after the last ``fused_step``, given its hidden state ``h``."""
         raise NotImplementedError(f"{type(self).__name__} has no fused inference path.")
 
@@ -310,28 +380,29 @@ class ConvLSTMCell(ConvRNNCellBase):
     def supports_fused(self) -> bool:
         return self.peephole_weight is None and not self.use_norm
 
-    def fused_begin(self, x: torch.Tensor, state: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Context ``[z, w, c2(, b)]``: the ``[x, h]`` buffer and the weight in the compute dtype (candidate gate
-        rows doubled), the cell state times 2 in the state dtype, the (doubled-candidate) bias if any."""
-        z, w, b = self._fused_setup(x, state[0], 3)
-        ctx = [z, w, self._fmt(state[1].to(self.state_dtype(x)) * 2.0)]
-        if b is not None:
-            ctx.append(b)
+    def fused_begin(self, x: torch.Tensor, state: list[torch.Tensor]) -> dict[str, Any]:
+        """The shared context (one gate group: all four gates, the candidate's rows doubled) and ``"c2"``: the cell
+        state times 2 in the state dtype."""
+        ctx = self._fused_setup(x, state, 3, [(0, 4 * self.hidden_channels)])
+        ctx["c2"] = self._fmt(state[1].to(self.state_dtype(x)) * 2.0)
         return ctx
 
-    def fused_step(self, ctx: list[torch.Tensor], x: torch.Tensor, out: torch.Tensor) -> None:
-        z, w, c2 = ctx[0], ctx[1], ctx[2]
+    def fused_step(self, ctx: dict[str, Any], t: int, out: torch.Tensor) -> None:
         hc, cin = self.hidden_channels, self.in_channels
-        z[:, :cin].copy_(x)
-        s = torch.sigmoid(self._conv(z, w, ctx[3] if len(ctx) > 3 else None))  # i, f, o, (g + 1) / 2
+        ctx["z"][:, :cin].copy_(ctx["x"][:, t])
+        s = self._fused_gates(ctx, 0)  # i, f, o, (g + 1) / 2
         i, f, o, sg = s[:, :hc], s[:, hc : 2 * hc], s[:, 2 * hc : 3 * hc], s[:, 3 * hc :]
+        c2 = ctx["c2"]
         c2.mul_(f).addcmul_(i, sg, value=4.0).sub_(i, alpha=2.0)  # 2c' = f.2c + 2i.g, g = 2 sg - 1
         th = torch.sigmoid(c2).mul_(2.0).sub_(1.0)  # tanh(c') = 2 sigmoid(2c') - 1
-        torch.mul(o, th, out=out)
-        z[:, cin:].copy_(out)
+        if out.dtype == th.dtype:
+            torch.mul(o, th, out=out)
+        else:  # a narrower output: compute, then cast in one copy (out= of another dtype casts element by element)
+            out.copy_(th.mul_(o))
+        ctx["z"][:, cin:].copy_(out)
 
-    def fused_state(self, ctx: list[torch.Tensor], h: torch.Tensor) -> list[torch.Tensor]:
-        return [h, ctx[2] * 0.5]
+    def fused_state(self, ctx: dict[str, Any], h: torch.Tensor) -> list[torch.Tensor]:
+        return [h, ctx["c2"] * 0.5]
 
     def forward(self, x: torch.Tensor, state: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
         if state is None:
@@ -380,31 +451,29 @@ class ConvGRUCell(ConvRNNCellBase):
     def supports_fused(self) -> bool:
         return not self.use_norm
 
-    def fused_begin(self, x: torch.Tensor, state: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Context ``[z, z2, w_zr, w_n, h(, b_zr, b_n)]``: the ``[x, h]`` and ``[x, r.h]`` buffers and the weights in
-        the compute dtype (candidate rows doubled), the current hidden state, the biases if any."""
+    def fused_begin(self, x: torch.Tensor, state: list[torch.Tensor]) -> dict[str, Any]:
+        """The shared context (two gate groups: z and r over ``[x, h]``, then the candidate, its rows doubled, over
+        ``[x, r.h]``) and ``"z2"``: the ``[x, r.h]`` buffer."""
         hc = self.hidden_channels
-        z, w, b = self._fused_setup(x, state[0], 2)
-        ctx = [z, torch.empty_like(z), w[: 2 * hc], w[2 * hc :], state[0]]
-        if b is not None:
-            ctx += [b[: 2 * hc], b[2 * hc :]]
+        ctx = self._fused_setup(x, state, 2, [(0, 2 * hc), (2 * hc, 3 * hc)])
+        ctx["z2"] = torch.empty_like(ctx["z"])
         return ctx
 
-    def fused_step(self, ctx: list[torch.Tensor], x: torch.Tensor, out: torch.Tensor) -> None:
-        z, z2, w_zr, w_n, h = ctx[0], ctx[1], ctx[2], ctx[3], ctx[4]
+    def fused_step(self, ctx: dict[str, Any], t: int, out: torch.Tensor) -> None:
         hc, cin = self.hidden_channels, self.in_channels
-        biased = len(ctx) > 5
-        z[:, :cin].copy_(x)
-        z2[:, :cin].copy_(x)
-        zr = torch.sigmoid(self._conv(z, w_zr, ctx[5] if biased else None))
+        h, z, z2 = ctx["hprev"], ctx["z"], ctx["z2"]
+        xt = ctx["x"][:, t]
+        z[:, :cin].copy_(xt)
+        z2[:, :cin].copy_(xt)
+        zr = self._fused_gates(ctx, 0)
         u, r = zr[:, :hc], zr[:, hc:]
-        torch.mul(r, h, out=z2[:, cin:])
-        n = torch.sigmoid(self._conv(z2, w_n, ctx[6] if biased else None)).mul_(2.0).sub_(1.0)  # tanh, as 2s(2a)-1
-        torch.add(n, torch.sub(h, n).mul_(u), out=out)  # h' = (1 - u).n + u.h
+        torch.mul(r, h, out=z2[:, cin:])  # the candidate's convolution reads the reset hidden state
+        n = self._fused_gates(ctx, 1, z2).mul_(2.0).sub_(1.0)  # tanh, as 2s(2a)-1
+        out.copy_(torch.sub(h, n).mul_(u).add_(n))  # h' = (1 - u).n + u.h
         z[:, cin:].copy_(out)
-        ctx[4] = out
+        ctx["hprev"] = out
 
-    def fused_state(self, ctx: list[torch.Tensor], h: torch.Tensor) -> list[torch.Tensor]:
+    def fused_state(self, ctx: dict[str, Any], h: torch.Tensor) -> list[torch.Tensor]:
         return [h]
 
     def forward(self, x: torch.Tensor, state: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:

@@ -45,6 +45,7 @@ class RecurrentDirection(nn.Module):
         self.cell = cell
         self.reverse = reverse
         self.batched_input = batched_input
+        self.fused = True  # False: never the cell's fused path (the plain per-step loop, for comparisons)
         self.num_states = cell.num_states
 
     def forward(self, x: torch.Tensor, state: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -83,7 +84,8 @@ class RecurrentDirection(nn.Module):
     def _use_fused(self, x: torch.Tensor, batched: bool) -> bool:
         """The cell's fused path: for inference (no autograd) on CPUs, unless the batched path was chosen."""
         return (
-            not batched
+            self.fused
+            and not batched
             and x.device.type == "cpu"
             and not (torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.parameters())))
             and isinstance(self.cell, ConvRNNCellBase)
@@ -99,13 +101,13 @@ class RecurrentDirection(nn.Module):
         spatial = list(x.shape[3:])
         hc = cell.hidden_channels
         dtype = x.dtype  # the hidden states (and outputs) in the input's dtype; the cell state in float32
-        if cell.channels_last and len(spatial) in (2, 3):  # each output frame channels-last, like the cell's states
+        ctx = cell.fused_begin(x, state)
+        if ctx["cl"] and len(spatial) in (2, 3):  # each output frame channels-last, like the cell's states
             out = torch.empty([b, t] + spatial + [hc], dtype=dtype, device=x.device).movedim(-1, 2)
         else:
             out = torch.empty([b, t, hc] + spatial, dtype=dtype, device=x.device)
-        ctx = cell.fused_begin(x[:, 0], state)
         for i in steps:
-            cell.fused_step(ctx, x[:, i], out[:, i])
+            cell.fused_step(ctx, i, out[:, i])
         return out, cell.fused_state(ctx, out[:, steps[-1]].clone())
 
 
@@ -143,6 +145,12 @@ class RecurrentLayer(nn.Module):
         self.fwd.batched_input = value
         if self.bwd is not None:
             self.bwd.batched_input = value
+
+    def set_fused(self, value: bool) -> None:
+        """Allow (True, the default) or forbid (False) the cells' fused inference path."""
+        self.fwd.fused = bool(value)
+        if self.bwd is not None:
+            self.bwd.fused = bool(value)
 
     def forward(self, x: torch.Tensor, state: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """x: (B, T, C, *spatial) -> ((B, T, out_channels, *spatial), new state)."""
@@ -199,7 +207,7 @@ class ConvRNN(nn.Module):
             devices where many small sequential kernels cost more than one large one. On CPUs without autograd
             (``torch.no_grad`` / ``torch.inference_mode``), cells without norm (LSTM: nor peepholes) take their
             fused per-step path (see :mod:`medst.networks.blocks.recurrent_cells`; equal to the plain path within
-            float32 rounding), unless ``batched_input=True``.
+            float32 rounding), unless ``batched_input=True`` or ``set_fused(False)``.
 
     Shapes:
         ``x``: (B, C, T, *spatial). Output: (B, H_out, T, *spatial) (or (B, H_out, *spatial)), H_out the last
@@ -276,6 +284,12 @@ class ConvRNN(nn.Module):
         """True: every frame's input convolution in one call; False: the plain per-step path; None: by device."""
         for layer in self.layers:
             layer.set_batched_input(value)
+
+    def set_fused(self, value: bool) -> None:
+        """True (default): cells without norm take their fused path for CPU inference; False: the plain per-step
+        loop (``torch.cat([x, h])`` and one convolution per step), e.g. to compare the two."""
+        for layer in self.layers:
+            layer.set_fused(value)
 
     def forward_frames(
         self, x: torch.Tensor, state: list[torch.Tensor] | None = None

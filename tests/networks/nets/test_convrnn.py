@@ -169,3 +169,101 @@ def test_cells_without_fused_path_fall_back(kwargs, monkeypatch):
     with torch.no_grad():
         torch.testing.assert_close(net(x), plain.detach())
     assert not calls
+
+
+def _set_fused(net, fused):
+    for m in net.modules():
+        if isinstance(m, ConvRNN):
+            m.set_fused(fused)
+
+
+def _per_frame_max(a, b):
+    d = (a.float() - b.float()).abs().transpose(0, 2)
+    return d.reshape(d.shape[0], -1).amax(1)
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("in_channels", [1, 8])
+def test_fused_chunks_equal_usual_loop_float32(spatial_dims, cell, in_channels, monkeypatch):
+    """The fused path streamed in chunks (state carried) against set_fused(False)'s usual loop over the whole clip."""
+    torch.manual_seed(0)
+    net = ConvRNN(spatial_dims, in_channels, (6, 5), cell=cell).eval()
+    x = torch.randn((2, in_channels, 7) + (6,) * spatial_dims)
+    calls = _count_fused_steps(net, monkeypatch)
+    with torch.inference_mode():
+        net.set_fused(False)
+        usual, usual_state = net(x, return_state=True)
+        assert not calls
+        net.set_fused(True)
+        a, s = net(x[:, :, :3], return_state=True)
+        b, s = net(x[:, :, 3:], state=s, return_state=True)
+    assert len(calls) == 7 * 2
+    assert _per_frame_max(torch.cat([a, b], 2), usual).max() <= 1e-5
+    for p, q in zip(s, usual_state):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_fused_under_autocast_runs_bf16_within_tolerance(spatial_dims, cell):
+    """Under CPU autocast the fused path convolves in bfloat16 (it calls oneDNN directly, which autocast does not
+    see): within the stated 5e-3 per frame of the float32 usual loop, like the usual loop under autocast, and
+    chunks carrying the state equal the whole clip."""
+    torch.manual_seed(0)
+    net = ConvRNN(spatial_dims, 4, 8, cell=cell).eval()
+    x = torch.rand((1, 4, 8) + (8,) * spatial_dims)
+    with torch.inference_mode():
+        net.set_fused(False)
+        ref = net(x)
+        with torch.autocast("cpu", torch.bfloat16):
+            usual16 = net(x)
+            net.set_fused(True)
+            fused16, state = net(x, return_state=True)
+            a, s = net(x[:, :, :5], return_state=True)
+            b = net(x[:, :, 5:], state=s)
+    assert all(t.dtype == torch.float32 for t in state)  # the cell state stays float32
+    d_fused, d_usual = _per_frame_max(fused16, ref), _per_frame_max(usual16, ref)
+    assert d_usual.max() <= 5e-3
+    assert 1e-5 < d_fused.max() <= 5e-3  # bf16 indeed, and within tolerance
+    torch.testing.assert_close(torch.cat([a, b], 2), fused16)
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="torch built without oneDNN")
+def test_fused_path_avoids_pytorchs_slow_conv3d():
+    """F.conv3d hands a float32 batch-1 input this small to slow_conv3d; the fused path calls oneDNN instead."""
+    from torch.profiler import profile
+
+    torch.manual_seed(0)
+    net = ConvRNN(3, 16, 16).eval()
+    x = torch.randn(1, 16, 2, 4, 4, 4)
+
+    def ops(fused):
+        net.set_fused(fused)
+        with torch.inference_mode(), profile() as prof:
+            y = net(x)
+        return {e.key for e in prof.key_averages()}, y
+
+    usual_ops, usual = ops(False)
+    fused_ops, fused = ops(True)
+    assert "aten::slow_conv3d_forward" in usual_ops  # what the usual loop gets from PyTorch's heuristic
+    assert "aten::slow_conv3d_forward" not in fused_ops and "aten::mkldnn_convolution" in fused_ops
+    torch.testing.assert_close(fused, usual, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16])
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_fused_path_in_dtypes_onednn_does_not_serve(dtype, cell, monkeypatch):
+    """float64 (and float16 on CPUs without AVX512-FP16) fall back to F.conv*d on the fused path."""
+    torch.manual_seed(0)
+    net = ConvRNN(3, 2, 4, cell=cell).eval().to(dtype)
+    x = torch.randn(1, 2, 3, 4, 4, 4, dtype=dtype)
+    calls = _count_fused_steps(net, monkeypatch)
+    with torch.inference_mode():
+        net.set_fused(False)
+        usual = net(x)
+        net.set_fused(True)
+        fused = net(x)
+    assert len(calls) == 3 and fused.dtype == dtype
+    tol = 1e-10 if dtype == torch.float64 else 1e-2
+    torch.testing.assert_close(fused, usual, rtol=tol, atol=tol)
