@@ -161,7 +161,9 @@ class FastPredictor:
         pad_batch_to: int | None = None,
     ) -> None:
         self.flips = _check_flips(flips)
-        if compile and not isinstance(network, torch.nn.Module):
+        if compile not in (True, False, "auto"):
+            raise ValueError(f"compile must be True, False or 'auto', got {compile!r}.")
+        if compile is True and not isinstance(network, torch.nn.Module):
             raise ValueError("compile=True needs a torch.nn.Module network.")
         self.network = network
         self.dtype = dtype
@@ -169,11 +171,42 @@ class FastPredictor:
         self.channels_last = channels_last
         self.compile = compile
         self.pad_batch_to = pad_batch_to
+        self._aot: Any = None
 
-    def _fn(self) -> Callable:
+    def _aot_wanted(self, args: tuple, kwargs: dict) -> bool:
+        from medst.inferers.aot import compile_mode
+
+        return (
+            self.compile == "auto"
+            and isinstance(self.network, torch.nn.Module)
+            and self.dtype is not None
+            and self.device_type == "cpu"
+            and not args
+            and not kwargs
+            and compile_mode() != "off"
+        )
+
+    def _fn(self, x: torch.Tensor, args: tuple = (), kwargs: dict | None = None) -> Callable:
+        if self.compile == "auto":
+            if self._aot is None and self._aot_wanted(args, kwargs or {}):
+                from medst.inferers.aot import compiled_for
+
+                shape = (max(x.shape[0], self.pad_batch_to or 0), *x.shape[1:])
+                self._aot = compiled_for(self.network, shape, self.dtype, self.channels_last, self.device_type)
+            if self._aot is not None and tuple(x.shape) == self._aot.shape:
+                return self._aot.get() or self.network
+            return self.network
         if not self.compile:
             return self.network
         return _compiled(self.network, (self.dtype, self.channels_last, self.device_type))
+
+    def _aot_ready(self) -> bool:
+        return self._aot is not None and self._aot.compiled is not None
+
+    def finish(self) -> None:
+        """After a volume: build the compiled package that ``compile="auto"`` found missing (see :mod:`.aot`)."""
+        if self._aot is not None:
+            self._aot.build()
 
     def context(self) -> contextlib.ExitStack:
         """inference mode + autocast (+ inductor freezing when compiling)."""
@@ -181,7 +214,7 @@ class FastPredictor:
         stack.enter_context(torch.inference_mode())
         if self.dtype is not None:
             stack.enter_context(torch.autocast(device_type=self.device_type, dtype=self.dtype))
-        if self.compile:
+        if self.compile is True:
             import torch._inductor.config as inductor_config
 
             stack.enter_context(inductor_config.patch(freezing=True))
@@ -189,12 +222,22 @@ class FastPredictor:
 
     def _run(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
         n = x.shape[0]
-        if self.compile and self.pad_batch_to and n < self.pad_batch_to:
+        if self.compile is True and self.pad_batch_to and n < self.pad_batch_to:
+            x = torch.cat([x, x[-1:].expand(self.pad_batch_to - n, *x.shape[1:])])
+        elif self.compile == "auto" and self.pad_batch_to and n < self.pad_batch_to and self._aot_ready():
             x = torch.cat([x, x[-1:].expand(self.pad_batch_to - n, *x.shape[1:])])
         fmt = _memory_format(x.ndim) if self.channels_last else None
         if fmt is not None:
             x = x.contiguous(memory_format=fmt)
-        out = self._fn()(x, *args, **kwargs)
+        fn = self._fn(x, args, kwargs)
+        if fn is self.network or self._aot is None:
+            out = fn(x, *args, **kwargs)
+        else:
+            try:
+                out = fn(x)
+            except Exception as e:  # a package that loads but does not run: never fail the volume for it
+                self._aot.drop(e)
+                out = self.network(x, *args, **kwargs)
         return _tree_map(lambda t: t[:n].float(), out)
 
     def __call__(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
@@ -515,7 +558,7 @@ def sliding_window_volume(
     output: str = "logits",
     flips: Sequence[Sequence[int]] = (),
     channels_last: bool | None = None,
-    compile: bool = False,
+    compile: bool | str = "auto",
     sw_device: torch.device | str | None = None,
     device: torch.device | str | None = None,
     progress: bool = True,
@@ -670,6 +713,7 @@ def sliding_window_volume(
         attempts.append(dict(out_device=torch.device("cpu"), batch=1))
     with _channels_last_weights(predictor, use_cl):
         result = _run_with_oom_fallback(run, attempts)
+        fast.finish()
 
     if framewise:
         result = _tree_map(lambda r: r.reshape(b, t, *r.shape[1:]).movedim(1, 2), result)
