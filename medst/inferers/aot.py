@@ -244,7 +244,7 @@ class AOTCompiled:
         channels_last: bool,
         device_type: str,
     ) -> None:
-        self.module = module
+        self._module = weakref.ref(module)  # held weakly: this object is a value of a weak dict keyed by module
         self.shape = tuple(int(s) for s in shape)
         self.dtype = dtype
         self.channels_last = channels_last
@@ -319,8 +319,11 @@ class AOTCompiled:
         spawned = False
         try:
             t0 = time.perf_counter()
+            module = self._module()
+            if module is None:
+                return
             try:
-                program = _export(self.module, self.shape, self.dtype, self.channels_last, self.device_type)
+                program = _export(module, self.shape, self.dtype, self.channels_last, self.device_type)
             except Exception as e:
                 logger.warning(
                     "this network does not export with torch.export (%s: %s): it runs eagerly; delete %s to retry.",
