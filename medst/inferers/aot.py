@@ -83,6 +83,9 @@ def _weights_digest(module: torch.nn.Module) -> str:
     h = hashlib.blake2b(digest_size=20)
     with torch.no_grad():
         for name, t in module.state_dict(keep_vars=False).items():
+            if not isinstance(t, torch.Tensor):  # a module's extra state
+                h.update(f"{name}|{t!r}|".encode())
+                continue
             h.update(f"{name}|{tuple(t.shape)}|{t.dtype}|".encode())
             t = t.detach().to("cpu").contiguous()
             if t.numel():
