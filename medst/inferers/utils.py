@@ -7,7 +7,9 @@ input. What medst adds:
 
 - speed: no autograd (``torch.inference_mode``), mixed precision (``precision="auto"|"fp32"|"bf16"|"fp16"``) with
   the logits always accumulated in float32, the channels-last memory format for 3D convolutions in half
-  precision, optional test-time flips and an opt-in ``torch.compile`` with inductor's weight freezing;
+  precision, optional test-time flips, and by default on CPUs in half precision the network compiled ahead of time
+  once per machine and window shape (AOTInductor with inductor's weight freezing, :mod:`medst.inferers.aot`), or
+  ``torch.compile`` in the process;
 - memory that does not grow with the number of classes: ``output="labels"`` stitches windows slab by slab along
   one axis and takes the argmax of a slab as soon as every window covering it is done, so only a band of float32
   logits one window deep is ever held (the labels equal the argmax of MONAI's float32 map exactly);
@@ -137,8 +139,11 @@ class FastPredictor:
     """Calls a network for inference as fast as its ``precision`` allows, returning float32 outputs.
 
     ``inference_mode``, autocast to the chosen dtype, channels-last inputs, test-time flips averaged in the
-    logit domain, and an opt-in ``torch.compile`` with inductor freezing (the weights become constants of the
-    graph; compiled once per window shape and recompiled when the weights change).
+    logit domain, and compiled networks: ``compile=True`` is ``torch.compile`` with inductor freezing (the weights
+    become constants of the graph; compiled once per window shape and recompiled when the weights change);
+    ``compile="auto"`` runs the network's ahead-of-time package from the compile cache when there is one (CPU, half
+    precision, no extra network arguments; see :mod:`medst.inferers.aot`) and eagerly otherwise, and
+    :meth:`finish` builds the missing package after a volume.
 
     Args:
         network: a callable, usually a ``torch.nn.Module`` in eval mode: (N, C, *roi) -> (N, K, *roi').
@@ -146,8 +151,10 @@ class FastPredictor:
         device_type: ``"cpu"`` or ``"cuda"``, the device the windows run on.
         channels_last: pass inputs in the channels-last layout (the caller converts the weights).
         flips: tuples of tensor axes (>= 2) to flip for test-time augmentation, e.g. ``((2,), (3,), (4,))``.
-        compile: compile the network with ``torch.compile`` and inductor's ``freezing``.
-        pad_batch_to: with ``compile``, pad a short last window batch to this size to avoid a recompilation.
+        compile: ``True``: ``torch.compile`` with inductor's ``freezing``; ``"auto"``: the ahead-of-time package
+            (see above); ``False``: eager.
+        pad_batch_to: with ``compile``, pad a short last window batch to this size to avoid a recompilation (with
+            ``"auto"``: the window batch of the package).
     """
 
     def __init__(
@@ -607,7 +614,10 @@ def sliding_window_volume(
         flips: test-time flips, tuples of tensor axes (>= 2) of the windows, e.g. ``((2,), (3,), (4,))``;
             the logits of all flips are averaged.
         channels_last: channels-last layout for inputs and weights; ``None``: on in half precision only.
-        compile: opt-in ``torch.compile`` with inductor freezing (slow to start; worth it for many windows).
+        compile: ``"auto"`` (default): on a CPU in half precision, the network's ahead-of-time compiled package
+            from the cache (``MEDST_CACHE_DIR``), built after the first volume when missing (in the background;
+            ``MEDST_COMPILE=0`` turns it off, see :mod:`medst.inferers.aot`), eager otherwise; ``True``:
+            ``torch.compile`` with inductor freezing in this process (minutes to start); ``False``: eager.
         sw_device: device the windows run on; default: the network's device, else the inputs'. A network on
             another device is moved there.
         device: device of the stitched output; default: the inputs'. A CUDA output that would not fit in free GPU
