@@ -207,20 +207,29 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _lock_held(lock: Path) -> bool:
+    """Whether ``lock`` belongs to a build that is still running (its process alive, the lock not hours old)."""
+    try:
+        text = lock.read_text().strip()
+        age = time.time() - lock.stat().st_mtime
+    except OSError:
+        return False
+    try:
+        pid = int(text or 0)
+    except ValueError:
+        pid = 0
+    if not pid:
+        return age < 60  # being written right now
+    return _pid_alive(pid) and age < _STALE_LOCK_S
+
+
 def _take_lock(lock: Path) -> bool:
-    """Create ``lock`` exclusively; a lock of a dead or hour-old build is taken over."""
+    """Create ``lock`` exclusively; the lock of a dead or hours-old build is taken over."""
     for _ in range(2):
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
-            try:
-                pid = int(lock.read_text().strip() or 0)
-                age = time.time() - lock.stat().st_mtime
-            except (OSError, ValueError):
-                pid, age = 0, 0.0
-            if (pid and _pid_alive(pid)) and age < _STALE_LOCK_S:
-                return False
-            if not pid and age < 60:  # being written right now
+            if _lock_held(lock):
                 return False
             with contextlib.suppress(OSError):
                 lock.unlink()
@@ -279,7 +288,7 @@ class AOTCompiled:
                     self.shape, self.package, time.perf_counter() - t0,
                 )
             return self.compiled
-        if self.lock.exists():
+        if _lock_held(self.lock):
             logger.info(
                 "a compiled version of this network for windows %s is being built (%s, log %s): running eagerly",
                 self.shape, self.lock, self.log,
@@ -393,6 +402,8 @@ def _main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     program_path, package = Path(argv[0]), Path(argv[1])
     lock, failed = package.with_suffix(".building"), package.with_suffix(".failed")
+    with contextlib.suppress(OSError, AttributeError):
+        os.nice(10)  # yield the cores to the eager run that goes on in the foreground
     t0 = time.perf_counter()
     try:
         program = torch.export.load(str(program_path))

@@ -177,3 +177,13 @@ def test_second_process_loads_the_package_built_in_the_background(cache, tmp_pat
     compiled = torch.load(tmp_path / "second.pt")
     assert compiled.shape == eager.shape
     torch.testing.assert_close(compiled, eager, rtol=0.02, atol=0.02)  # bfloat16 both ways, fused differently
+
+
+def test_a_dead_builds_lock_is_taken_over(tmp_path):
+    lock = tmp_path / "k.building"
+    assert aot._take_lock(lock) and lock.read_text() == str(os.getpid())
+    assert aot._lock_held(lock) and not aot._take_lock(lock)  # this process is alive
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock.write_text(str(dead.pid))
+    assert not aot._lock_held(lock) and aot._take_lock(lock)
