@@ -101,7 +101,10 @@ def main() -> None:
     else:
         image = parser.get_parsed_content("preprocessing")({"image": source})["image"][None].as_tensor()
     window = parser["inferer"]
-    roi, overlap, mode = parser.get_parsed_content("inferer#roi_size"), window["overlap"], window.get("mode")
+    def setting(name, default=None):  # the inferer's setting, references (``"@overlap"``) resolved
+        return parser.get_parsed_content(f"inferer#{name}") if name in window else default
+
+    roi, overlap, mode = setting("roi_size"), setting("overlap", 0.25), setting("mode", "constant")
     print(machine_line())
     print(f"bundle {bundle.name}, input {Path(str(source)).name} -> {tuple(image.shape)}, roi {roi}, overlap {overlap}")
 
@@ -114,7 +117,7 @@ def main() -> None:
             inferer = parser.get_parsed_content("inferer", lazy=False)
             variants["stock fp32" if v == "fp32" else f"medst {v}"] = lambda inferer=inferer: inferer(image, net)
     else:
-        sw_batch = window.get("sw_batch_size", 1)
+        sw_batch = setting("sw_batch_size", 1)
         stock = SlidingWindowInferer(roi_size=roi, sw_batch_size=sw_batch, overlap=overlap, mode=mode)
         variants["stock fp32"] = lambda: stock(image, net)
         for v in args.variants.split(","):
