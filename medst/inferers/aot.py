@@ -28,6 +28,7 @@ not rebuilt on every run: delete the marker to try again.
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import logging
@@ -144,6 +145,9 @@ def _export(
     """``torch.export`` of the network under autocast for windows of ``shape`` (outside inference mode)."""
     device = next(module.parameters()).device
     with torch.inference_mode(False), torch.no_grad():
+        if any(t.is_inference() for t in [*module.parameters(), *module.buffers()]):
+            # weights touched under inference mode (e.g. made channels-last there) cannot be traced: export a copy
+            module = copy.deepcopy(module)
         return torch.export.export(_Autocast(module, dtype, device_type), (_example(shape, channels_last, device),))
 
 

@@ -95,7 +95,8 @@ def _channels_last_weights(module: Any, enabled: bool) -> Iterator[None]:
         yield
         return
     changed = []
-    with torch.no_grad():
+    # outside inference mode: weights converted under it would become inference tensors (no training, no export)
+    with torch.inference_mode(False), torch.no_grad():
         for t in list(module.parameters()) + list(module.buffers()):
             fmt = _memory_format(t.ndim)
             if fmt is not None and not t.is_contiguous(memory_format=fmt):
@@ -104,7 +105,7 @@ def _channels_last_weights(module: Any, enabled: bool) -> Iterator[None]:
     try:
         yield
     finally:
-        with torch.no_grad():
+        with torch.inference_mode(False), torch.no_grad():
             for t in changed:
                 t.data = t.data.contiguous()
 

@@ -187,3 +187,18 @@ def test_a_dead_builds_lock_is_taken_over(tmp_path):
     dead.wait()
     lock.write_text(str(dead.pid))
     assert not aot._lock_held(lock) and aot._take_lock(lock)
+
+
+@NEEDS_BF16
+def test_weights_stay_exportable_after_a_run_under_inference_mode(tmp_path, monkeypatch):
+    # channels-last weights converted under inference mode became inference tensors: no export, no training after
+    monkeypatch.setenv("MEDST_COMPILE", "0")
+    tiny = _load_net_module(tmp_path)
+    net, x = tiny.make_net(), tiny.make_input()
+    with torch.inference_mode():
+        _infer(net, x)
+    assert not any(p.is_inference() for p in net.parameters())
+    aot._export(net, (BATCH, 1, *ROI), torch.bfloat16, True, "cpu")
+    net.train()
+    net(x).sum().backward()
+    assert net[0].weight.grad is not None
