@@ -18,7 +18,12 @@ Settings (environment):
 
 - ``MEDST_CACHE_DIR``: the cache folder (default ``~/.cache/medst``; packages in its ``compiled/`` folder);
 - ``MEDST_COMPILE``: ``0`` (or ``off``) neither loads nor builds packages; ``sync`` builds in the foreground
-  (after the first volume, blocking); anything else (the default) builds in the background.
+  (after the first volume, blocking); ``always`` builds in the background without timing the package and uses it
+  even where it measured slower; anything else (the default) builds in the background.
+
+A new package is timed against the exported network run eagerly on the same window batch (three interleaved calls
+each, in the build): where it is not at least 5 % faster on this machine, a ``.slower`` marker keeps later runs
+eager (the brain bundle's small UNETR measured slower compiled than eager on the 2-core development CPU).
 
 Every file is written under a temporary name and renamed into place, so a reader never sees half a package. A
 package that fails to load is ignored with a warning (the run goes on eagerly) and marked ``.failed`` so that it is
@@ -59,12 +64,12 @@ def cache_dir() -> Path:
 
 
 def compile_mode() -> str:
-    """``"off"``, ``"sync"`` or ``"background"``, from ``MEDST_COMPILE``."""
+    """``"off"``, ``"sync"``, ``"always"`` or ``"background"``, from ``MEDST_COMPILE``."""
     value = os.environ.get("MEDST_COMPILE", "").strip().lower()
     if value in ("0", "off", "false", "no"):
         return "off"
-    if value == "sync":
-        return "sync"
+    if value in ("sync", "always"):
+        return value
     return "background"
 
 
@@ -159,11 +164,39 @@ def _compile_exported(program: Any, package: Path) -> Path:
     try:
         with inductor_config.patch(freezing=True), torch.no_grad():
             torch._inductor.aoti_compile_and_package(program, package_path=str(tmp))
+        if compile_mode() != "always":
+            _compare(program, tmp, package.with_suffix(".slower"))
         os.replace(tmp, package)
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink()
     return package
+
+
+def _compare(program: Any, path: Path, marker: Path, rounds: int = 3) -> None:
+    """Time the exported program eagerly and the compiled package on the example window, interleaved; when the
+    package is not faster on this machine, write ``marker`` (JSON of both medians) so that runs stay eager."""
+    import statistics
+
+    try:
+        x = program.example_inputs[0][0]
+        eager, compiled = program.module(), torch._inductor.aoti_load_package(str(path))
+        times: dict[str, list[float]] = {"eager_s": [], "compiled_s": []}
+        with torch.inference_mode():
+            eager(x), compiled(x)
+            for _ in range(rounds):
+                for name, fn in (("eager_s", eager), ("compiled_s", compiled)):
+                    t0 = time.perf_counter()
+                    fn(x)
+                    times[name].append(time.perf_counter() - t0)
+    except Exception as e:  # the comparison is advice: never lose the package for it
+        logger.warning("could not time the compiled network against eager (%s: %s)", type(e).__name__, e)
+        return
+    medians = {k: round(statistics.median(v), 4) for k, v in times.items()}
+    logger.info("one window batch: eager %.3f s, compiled %.3f s", medians["eager_s"], medians["compiled_s"])
+    print(f"one window batch: eager {medians['eager_s']:.3f} s, compiled {medians['compiled_s']:.3f} s", flush=True)
+    if medians["compiled_s"] >= 0.95 * medians["eager_s"]:
+        _write_text(marker, json.dumps(medians) + "\n")
 
 
 def build_package(
@@ -269,6 +302,7 @@ class AOTCompiled:
         self.key = artifact_key(module, self.shape, dtype, channels_last, device_type)
         self.package = self.folder / f"{self.key}.pt2"
         self.failed = self.package.with_suffix(".failed")
+        self.slower = self.package.with_suffix(".slower")
         self.lock = self.package.with_suffix(".building")
         self.log = self.package.with_suffix(".log")
         self.compiled: Callable | None = None
@@ -282,6 +316,12 @@ class AOTCompiled:
         self.checked = True
         if self.failed.exists():
             logger.info("compiled network %s marked failed (%s): running eagerly", self.key, self.failed)
+            return None
+        if self.slower.exists() and compile_mode() != "always":
+            logger.info(
+                "the compiled network for windows %s measured no faster than eager on this machine when it was built "
+                "(%s): running eagerly (MEDST_COMPILE=always uses it anyway)", self.shape, self.slower,
+            )
             return None
         if self.package.exists():
             t0 = time.perf_counter()

@@ -201,8 +201,10 @@ class FastPredictor:
 
                 shape = (max(x.shape[0], self.pad_batch_to or 0), *x.shape[1:])
                 self._aot = compiled_for(self.network, shape, self.dtype, self.channels_last, self.device_type)
-            if self._aot is not None and tuple(x.shape) == self._aot.shape:
-                return self._aot.get() or self.network
+            if self._aot is not None:
+                compiled = self._aot.get()  # looks at the cache (and notes a missing package) even for a short batch
+                if compiled is not None and tuple(x.shape) == self._aot.shape:
+                    return compiled
             return self.network
         if not self.compile:
             return self.network
@@ -232,8 +234,10 @@ class FastPredictor:
         n = x.shape[0]
         if self.compile is True and self.pad_batch_to and n < self.pad_batch_to:
             x = torch.cat([x, x[-1:].expand(self.pad_batch_to - n, *x.shape[1:])])
-        elif self.compile == "auto" and self.pad_batch_to and n < self.pad_batch_to and self._aot_ready():
-            x = torch.cat([x, x[-1:].expand(self.pad_batch_to - n, *x.shape[1:])])
+        elif self.compile == "auto" and self.pad_batch_to and n < self.pad_batch_to:
+            self._fn(x, args, kwargs)  # loads the package, if any, for the full window batch
+            if self._aot_ready():
+                x = torch.cat([x, x[-1:].expand(self.pad_batch_to - n, *x.shape[1:])])
         fmt = _memory_format(x.ndim) if self.channels_last else None
         if fmt is not None:
             x = x.contiguous(memory_format=fmt)

@@ -64,7 +64,8 @@ def cache(tmp_path, monkeypatch):
 
 
 def test_compile_mode_and_key(monkeypatch, tmp_path):
-    for value, mode in (("0", "off"), ("off", "off"), ("sync", "sync"), ("1", "background"), ("", "background")):
+    for value, mode in (("0", "off"), ("off", "off"), ("sync", "sync"), ("always", "always"), ("1", "background"),
+                        ("", "background")):
         monkeypatch.setenv("MEDST_COMPILE", value)
         assert aot.compile_mode() == mode
     monkeypatch.setenv("MEDST_CACHE_DIR", str(tmp_path))
@@ -144,7 +145,9 @@ def _run(script: str, out: Path, env: dict) -> subprocess.CompletedProcess:
 @NEEDS_BF16
 def test_second_process_loads_the_package_built_in_the_background(cache, tmp_path):
     tiny = _load_net_module(tmp_path)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(tmp_path)]), OMP_NUM_THREADS="1")
+    # "always": no timing against eager in the build (a tiny network may well run no faster compiled)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(tmp_path)]), OMP_NUM_THREADS="1",
+               MEDST_COMPILE="always")
     script = textwrap.dedent(
         """
         import logging, sys, time, torch
@@ -202,3 +205,21 @@ def test_weights_stay_exportable_after_a_run_under_inference_mode(tmp_path, monk
     net.train()
     net(x).sum().backward()
     assert net[0].weight.grad is not None
+
+
+@NEEDS_BF16
+def test_a_package_that_measured_slower_is_not_used(cache, tmp_path, monkeypatch, caplog):
+    tiny = _load_net_module(tmp_path)
+    net, x = tiny.make_net(), tiny.make_input()
+    key = aot.artifact_key(net, (BATCH, 1, *ROI), torch.bfloat16, True, "cpu")
+    cache.mkdir(parents=True)
+    (cache / f"{key}.pt2").write_bytes(b"not loaded: the marker says eager is faster")
+    (cache / f"{key}.slower").write_text('{"eager_s": 0.1, "compiled_s": 0.2}')
+    with caplog.at_level(logging.INFO, logger="medst.inferers.aot"):
+        out = _infer(net, x)
+    assert "measured no faster than eager" in caplog.text and "does not load" not in caplog.text
+    torch.testing.assert_close(out, _infer(net, x, compile=False), rtol=0, atol=0)
+    monkeypatch.setenv("MEDST_COMPILE", "always")  # uses it anyway: here it does not load, so a warning and eager
+    with caplog.at_level(logging.WARNING, logger="medst.inferers.aot"):
+        _infer(net, x)
+    assert "does not load" in caplog.text
