@@ -59,8 +59,8 @@ def _bundle(path: str) -> tuple[Path, ConfigParser, torch.nn.Module]:
 
 def cold_child(path: str) -> None:
     """A fresh process: the bundle's network and weights, then one window through the bundle's own inferer."""
-    logging.basicConfig(level=logging.INFO, format="%(relativeCreated)8.0f ms %(name)s: %(message)s")
     _, parser, net = _bundle(path)
+    logging.basicConfig(level=logging.INFO, format="%(relativeCreated)8.0f ms %(name)s: %(message)s", force=True)
     roi = parser.get_parsed_content("inferer#roi_size")
     channels = parser.get("in_channels", 1)
     parser.get_parsed_content("inferer", lazy=False)(torch.rand(1, channels, *roi), net)
@@ -162,7 +162,7 @@ def main() -> None:
     if args.cold_start:
         argv = [str(Path(__file__).resolve()), "--bundle", str(bundle), "--cold-child"]
         seconds, log = seconds_to_line(argv, COLD_MARKER, env=dict(os.environ, MEDST_COMPILE="1"))
-        said = [line for line in log.splitlines() if "loaded the compiled network" in line or "no compiled" in line]
+        said = [line for line in log.splitlines() if "medst.inferers.aot" in line]
         print(f"  second process, start to the end of its first window: {seconds:.1f} s ({'; '.join(said)})")
 
 
