@@ -32,7 +32,7 @@ from monai.bundle import ConfigParser
 from monai.inferers import SlidingWindowInferer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine_line, seconds_to_line  # noqa: E402
+from common import OneLiner, machine_line, seconds_to_line  # noqa: E402
 
 from medst.api import load_weights  # noqa: E402
 from medst.inferers import VolumeInferer  # noqa: E402
@@ -65,17 +65,6 @@ def cold_child(path: str) -> None:
     channels = parser.get("in_channels", 1)
     parser.get_parsed_content("inferer", lazy=False)(torch.rand(1, channels, *roi), net)
     print(COLD_MARKER, flush=True)
-
-
-class OneLiner:
-    """What a MONAI user writes: ``SlidingWindowInferer`` under inference mode and CPU bfloat16 autocast."""
-
-    def __init__(self, inferer: SlidingWindowInferer) -> None:
-        self.inferer = inferer
-
-    def __call__(self, x: torch.Tensor, net: torch.nn.Module) -> torch.Tensor:
-        with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16):
-            return self.inferer(x, net).float()
 
 
 def main() -> None:

@@ -37,7 +37,7 @@ from monai.losses import DiceCELoss
 from monai.networks.nets import UNETR
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine_line, seconds_to_line, time_runs  # noqa: E402
+from common import OneLiner, machine_line, seconds_to_line, time_runs  # noqa: E402
 
 from medst.inferers import VolumeInferer, resolve_precision  # noqa: E402
 
@@ -86,17 +86,6 @@ def dice(a: torch.Tensor, b: torch.Tensor) -> float:
     return (2 * (a & b).sum() / (a.sum() + b.sum()).clamp(min=1)).item()
 
 
-class OneLiner:
-    """What a MONAI user writes: ``SlidingWindowInferer`` under inference mode and CPU bfloat16 autocast."""
-
-    def __init__(self, roi: int) -> None:
-        self.inferer = SlidingWindowInferer(roi_size=roi, sw_batch_size=1, overlap=0.5)
-
-    def __call__(self, x: torch.Tensor, net: torch.nn.Module) -> torch.Tensor:
-        with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16):
-            return self.inferer(x, net).float()
-
-
 NAMES = {
     "oneliner": "MONAI + autocast one-liner",
     "auto": "medst default (AOT package)",
@@ -109,7 +98,7 @@ NAMES = {
 def variants(roi: int, wanted: list[str]) -> dict[str, object]:
     common = dict(roi_size=roi, sw_batch_size=1, overlap=0.5, progress=False)
     make = {
-        "oneliner": lambda: OneLiner(roi),
+        "oneliner": lambda: OneLiner(SlidingWindowInferer(roi_size=roi, sw_batch_size=1, overlap=0.5)),
         "auto": lambda: VolumeInferer(precision="auto", **common),
         "eager": lambda: VolumeInferer(precision="auto", compile=False, **common),
         "compile": lambda: VolumeInferer(precision="auto", compile=True, **common),

@@ -339,10 +339,11 @@ class AOTCompiled:
             )
             return None
         self.pending = True
+        where = "in the foreground" if compile_mode() == "sync" else "in the background"
         logger.warning(
             "no compiled version of this network for windows %s yet: running eagerly now; after this volume it is "
             "compiled into %s (%s, minutes for a large network), and later runs load it (`medst compile BUNDLE` "
-            "builds it beforehand; MEDST_COMPILE=0 turns this off).", self.shape, self.package, "in the foreground" if compile_mode() == "sync" else "in the background",
+            "builds it beforehand; MEDST_COMPILE=0 turns this off).", self.shape, self.package, where,
         )
         return None
 
