@@ -10,6 +10,12 @@ timed volume (or ``--image`` NIfTI), else on a smaller UNETR trained here for ``
 sphere-segmentation task: labels agreement %, foreground Dice and the largest logit difference of each fast variant
 against stock float32 (and the stock Dice against the ground truth, to show the training took).
 
+Variants: stock MONAI in float32; the "one-liner" (MONAI's ``SlidingWindowInferer`` under ``torch.inference_mode``
+and ``torch.autocast("cpu", torch.bfloat16)``); medst's default (``precision="auto"``, ``compile="auto"``: the
+network's AOTInductor package from the compile cache, built here first with ``MEDST_COMPILE=sync`` when missing);
+medst eager (``compile=False``); ``compile=True`` (torch.compile in the process); fp32. ``--cold-start`` also times a
+second process from its start to the end of its first window (the package built, loaded from the cache).
+
     python benchmarks/bench_sliding_window.py            # paper size, 3 runs each (several minutes on 2 cores)
     python benchmarks/bench_sliding_window.py --quick    # small UNETR, small volume
 """
@@ -17,7 +23,9 @@ against stock float32 (and the stock Dice against the ground truth, to show the 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import statistics
 import sys
 import time
@@ -29,7 +37,7 @@ from monai.losses import DiceCELoss
 from monai.networks.nets import UNETR
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine_line, time_runs  # noqa: E402
+from common import OneLiner, machine_line, seconds_to_line, time_runs  # noqa: E402
 
 from medst.inferers import VolumeInferer, resolve_precision  # noqa: E402
 
@@ -78,13 +86,61 @@ def dice(a: torch.Tensor, b: torch.Tensor) -> float:
     return (2 * (a & b).sum() / (a.sum() + b.sum()).clamp(min=1)).item()
 
 
-def variants(roi: int, compile: bool) -> dict[str, VolumeInferer]:
+NAMES = {
+    "oneliner": "MONAI + autocast one-liner",
+    "auto": "medst default (AOT package)",
+    "eager": "medst auto, compile=False",
+    "compile": "medst auto+torch.compile",
+    "fp32": "medst fp32",
+}
+
+
+def variants(roi: int, wanted: list[str]) -> dict[str, object]:
     common = dict(roi_size=roi, sw_batch_size=1, overlap=0.5, progress=False)
-    out = {"medst auto": VolumeInferer(precision="auto", **common)}
-    if compile:
-        out["medst auto+compile"] = VolumeInferer(precision="auto", compile=True, **common)
-    out["medst fp32"] = VolumeInferer(precision="fp32", **common)
-    return out
+    make = {
+        "oneliner": lambda: OneLiner(SlidingWindowInferer(roi_size=roi, sw_batch_size=1, overlap=0.5)),
+        "auto": lambda: VolumeInferer(precision="auto", **common),
+        "eager": lambda: VolumeInferer(precision="auto", compile=False, **common),
+        "compile": lambda: VolumeInferer(precision="auto", compile=True, **common),
+        "fp32": lambda: VolumeInferer(precision="fp32", **common),
+    }
+    return {NAMES[v]: make[v]() for v in wanted}
+
+
+def warm_up(name: str, fn) -> float:
+    """One call (two for the default: the first builds the package when the cache has none); the last's seconds."""
+    for _ in range(2 if name == NAMES["auto"] else 1):
+        t0 = time.perf_counter()
+        fn()
+    return time.perf_counter() - t0
+
+
+COLD_MARKER = "FIRST-WINDOW-DONE"
+
+
+def cold_child(args: argparse.Namespace) -> None:
+    """A fresh process: the network, its weights, then one window through medst's default path."""
+    logging.basicConfig(level=logging.INFO, format="%(relativeCreated)8.0f ms %(name)s: %(message)s")
+    cfg = SMALL if args.quick else PAPER
+    roi = 32 if args.quick else 96
+    net = UNETR(1, 2, img_size=roi, **cfg).eval()
+    net.load_state_dict(torch.load(args.cold_child, map_location="cpu", weights_only=True))
+    VolumeInferer(roi_size=roi, sw_batch_size=1, overlap=0.5, progress=False)(torch.rand(1, 1, roi, roi, roi), net)
+    print(COLD_MARKER, flush=True)
+
+
+def cold_start(net: torch.nn.Module, args: argparse.Namespace) -> None:
+    """A second process with the same weights: seconds from its start to the end of its first window."""
+    weights = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench_sw_weights_{os.getpid()}.pt"
+    torch.save(net.state_dict(), weights)
+    try:
+        argv = [str(Path(__file__).resolve()), "--cold-child", str(weights)] + (["--quick"] if args.quick else [])
+        seconds, log = seconds_to_line(argv, COLD_MARKER, env=dict(os.environ, MEDST_COMPILE="1"))
+    finally:
+        with contextlib.suppress(OSError):
+            weights.unlink()
+    loaded = [line for line in log.splitlines() if "loaded the compiled network" in line or "no compiled" in line]
+    print(f"  second process, start to the end of its first window: {seconds:.1f} s ({'; '.join(loaded)})")
 
 
 def main() -> None:
@@ -98,9 +154,16 @@ def main() -> None:
     p.add_argument("--skip-timing", action="store_true")
     p.add_argument("--skip-agreement", action="store_true")
     p.add_argument("--interleaved", action="store_true", help="time one run of every variant per round")
-    p.add_argument("--variants", default="fp32,auto,compile", help="medst variants to time: fp32,auto,compile")
+    p.add_argument("--variants", default="oneliner,auto,eager,fp32",
+                   help="variants to time besides stock MONAI fp32: oneliner,auto,eager,compile,fp32")
+    p.add_argument("--cold-start", action="store_true", help="time a second process to the end of its first window")
+    p.add_argument("--cold-child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.cold_child:
+        cold_child(args)
+        return
     logging.basicConfig(level=logging.WARNING)
+    os.environ.setdefault("MEDST_COMPILE", "sync")  # the default variant is timed with its package built
     torch.manual_seed(0)
 
     roi = 32 if args.quick else 96
@@ -113,8 +176,8 @@ def main() -> None:
         sd = torch.load(args.weights, map_location="cpu", weights_only=True)
         net.load_state_dict(sd.get("state_dict", sd) if isinstance(sd, dict) else sd)
     stock = SlidingWindowInferer(roi_size=roi, sw_batch_size=1, overlap=0.5)
-    wanted = {"medst " + v.replace("compile", "auto+compile") for v in args.variants.split(",")}
-    fast = {k: v for k, v in variants(roi, not args.no_compile).items() if k in wanted}
+    wanted = [v for v in args.variants.split(",") if v and not (args.no_compile and v == "compile")]
+    fast = variants(roi, wanted)
 
     if not args.skip_timing:
         x = torch.rand(1, 1, *size)
@@ -129,8 +192,8 @@ def main() -> None:
             # one run of every variant per round, so that a shared machine's load changes hit them all alike
             fns = {"stock MONAI fp32 (no_grad)": run_stock}
             fns.update({k: (lambda inf=inf: inf(x, net)) for k, inf in fast.items()})
-            for fn in fns.values():
-                fn()  # warm-up (compiles)
+            for k, fn in fns.items():
+                warm_up(k, fn)  # builds the default's package when the cache has none; compiles compile=True
             times = {k: [] for k in fns}
             for _ in range(args.runs):
                 for k, fn in fns.items():
@@ -138,19 +201,24 @@ def main() -> None:
                     fn()
                     times[k].append(time.perf_counter() - t0)
             t_stock = statistics.median(times["stock MONAI fp32 (no_grad)"])
+            t_one = statistics.median(times[NAMES["oneliner"]]) if NAMES["oneliner"] in times else None
             for k, ts in times.items():
+                vs = f"   {t_one / statistics.median(ts):.2f}x the one-liner" if t_one else ""
                 print(f"  {k:28s} {statistics.median(ts):7.2f} s   runs {[round(v, 2) for v in ts]}   "
-                      f"speed-up {t_stock / statistics.median(ts):.2f}x", flush=True)
+                      f"speed-up {t_stock / statistics.median(ts):.2f}x{vs}", flush=True)
+            if args.cold_start:
+                cold_start(net, args)
             return
         t_stock, ts, _ = time_runs(run_stock, args.runs)
         print(f"  stock MONAI fp32 (no_grad)   {t_stock:7.2f} s   runs {[round(t, 2) for t in ts]}", flush=True)
         for name, inf in fast.items():
-            t0 = time.perf_counter()
-            inf(x, net)  # warm-up (compiles once for the compile variant)
-            first = time.perf_counter() - t0
+            first = warm_up(name, lambda inf=inf: inf(x, net))  # builds / compiles outside the timing
             t, ts, _ = time_runs(lambda inf=inf: inf(x, net), args.runs, warmup=0)
             print(f"  {name:28s} {t:7.2f} s   runs {[round(v, 2) for v in ts]}   speed-up {t_stock / t:.2f}x"
                   f"   (first call {first:.1f} s)", flush=True)
+
+        if args.cold_start:
+            cold_start(net, args)
 
     # ---------------- agreement on trained weights
     if args.skip_agreement:
@@ -178,7 +246,8 @@ def main() -> None:
     ref_lab = ref.argmax(1)
     if truth is not None:
         print(f"  stock fp32 Dice against the ground truth: {dice(ref_lab, truth[:, 0]):.4f}")
-    for name, inf in variants(aroi, not args.no_compile).items():
+    for name, inf in variants(aroi, wanted).items():
+        warm_up(name, lambda inf=inf: inf(ax, anet))
         y = inf(ax, anet)
         lab = y.argmax(1)
         agree = (lab == ref_lab).float().mean().item() * 100

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["time_runs", "peak_rss_gb", "run_isolated", "machine_line"]
+__all__ = ["time_runs", "peak_rss_gb", "run_isolated", "machine_line", "seconds_to_line", "OneLiner"]
 
 
 def time_runs(fn: Callable[[], Any], runs: int, warmup: int = 1) -> tuple[float, list[float], Any]:
@@ -42,6 +42,34 @@ def run_isolated(script: str, args: list[str]) -> dict[str, Any]:
     if proc.returncode != 0:
         raise RuntimeError(f"{script} {args} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+class OneLiner:
+    """What a MONAI user writes: a MONAI inferer under ``torch.inference_mode`` and CPU bfloat16 autocast."""
+
+    def __init__(self, inferer: Callable) -> None:
+        self.inferer = inferer
+
+    def __call__(self, x: torch.Tensor, net: torch.nn.Module) -> torch.Tensor:
+        with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16):
+            return self.inferer(x, net).float()
+
+
+def seconds_to_line(args: list[str], marker: str, env: dict[str, str] | None = None) -> tuple[float, str]:
+    """Start ``python *args`` and return the seconds until it prints a line starting with ``marker`` (a cold start
+    measured from outside: interpreter, imports, loading), and everything it wrote to stderr."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env or dict(os.environ)
+    )
+    seconds = None
+    for line in proc.stdout:
+        if seconds is None and line.startswith(marker):
+            seconds = time.perf_counter() - t0
+    err = proc.stderr.read()
+    if proc.wait() != 0 or seconds is None:
+        raise RuntimeError(f"{args} failed or printed no {marker!r}:\n{err[-3000:]}")
+    return seconds, err
 
 
 def machine_line() -> str:

@@ -55,7 +55,7 @@ def _key_value(text: str) -> tuple[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``medst`` argument parser (sub-commands ``predict``, ``list``, ``info``)."""
+    """The ``medst`` argument parser (sub-commands ``predict``, ``compile``, ``list``, ``info``)."""
     from . import __version__
 
     parser = argparse.ArgumentParser(
@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     verbosity = parser.add_mutually_exclusive_group()
     verbosity.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     verbosity.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
-    sub = parser.add_subparsers(dest="command", metavar="{predict,list,info}")
+    sub = parser.add_subparsers(dest="command", metavar="{predict,compile,list,info}")
     sub.required = True
 
     p = sub.add_parser("predict", help="segment files or folders with a bundle and write the outputs")
@@ -95,6 +95,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a config id before parsing (VALUE read as JSON when it parses): --set overlay=true",
     )
+
+    comp = sub.add_parser(
+        "compile",
+        help="build a volume bundle's compiled network now (otherwise built in the background after its first run)",
+    )
+    comp.add_argument("bundle", help="bundle folder, or the name of one in bundles/")
+    comp.add_argument("--device", default=None, help="cuda, cpu... (default: cuda when available)")
+    comp.add_argument("--precision", choices=_PRECISIONS, default=None, help="inference precision (default: bundle's)")
+    comp.add_argument("--roi", type=_roi, default=None, help="sliding-window size (default: bundle's)")
+    comp.add_argument("--sw-batch-size", type=int, default=None, help="windows per network call (default: bundle's)")
 
     ls = sub.add_parser("list", help="list the bundles and the registered networks")
     ls.add_argument("--bundles-dir", default=None, help="folder of bundles (default: the repository's bundles/)")
@@ -139,6 +149,22 @@ def _predict(args: argparse.Namespace) -> int:
         for name, message in bundle.last_errors.items():
             print(f"  {name}: {message}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _compile(args: argparse.Namespace) -> int:
+    from .api import load_bundle
+
+    bundle = load_bundle(
+        args.bundle, device=args.device, precision=args.precision, roi_size=args.roi, sw_batch_size=args.sw_batch_size
+    )
+    packages = bundle.compile()
+    if not packages:
+        print(f"medst compile: bundle {bundle.name} has no compiled package with these settings (it runs eagerly in "
+              "float32, on CUDA, with compile=False, or after a failed build: see the warnings)", file=sys.stderr)
+        return 1
+    for p in packages:
+        print(p)
     return 0
 
 
@@ -223,7 +249,7 @@ class _NoTraceback(logging.Filter):
         return True
 
 
-_COMMANDS = {"predict": _predict, "list": _list, "info": _info}
+_COMMANDS = {"predict": _predict, "compile": _compile, "list": _list, "info": _info}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

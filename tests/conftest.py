@@ -7,6 +7,9 @@ import torch
 
 # Two cores on CI: keep torch from oversubscribing them when pytest-xdist runs workers side by side.
 torch.set_num_threads(max(1, int(os.environ.get("MEDST_TEST_THREADS", "2"))))
+# No ahead-of-time compiles in the background during the tests (medst.inferers.aot): the tests that check them turn
+# them on; the subprocesses of CLI tests inherit this.
+os.environ.setdefault("MEDST_COMPILE", "0")
 
 
 @pytest.fixture

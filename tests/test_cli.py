@@ -247,3 +247,30 @@ def test_bad_videos_through_the_video_bundle_name_the_file(tmp_path, capsys, kin
     # (no traceback in a real run: test_a_failure_prints_the_chain_without_tracebacks, a subprocess; in-process
     # runs of several tests share MONAI's StatsHandler logger, whose handler keeps an earlier test's stderr)
     assert not [p for p in out.rglob("*") if p.is_file() and p.name.endswith((".mkv", ".mp4"))]
+
+
+def test_compile_a_bundle_that_stays_eager(bundles, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MEDST_CACHE_DIR", str(tmp_path / "cache"))
+    assert main(["compile", str(bundles / "tiny_seg"), "--device", "cpu"]) == 1  # the bundle runs in float32
+    assert "no compiled package" in capsys.readouterr().err
+    assert not (tmp_path / "cache" / "compiled").exists() or not any((tmp_path / "cache" / "compiled").iterdir())
+
+
+@pytest.mark.slow  # one AOTInductor compile: a minute or more on 2 shared cores
+def test_compile_then_predict_loads_the_package(bundles, sample, tmp_path, monkeypatch, capsys, caplog):
+    from medst.inferers.utils import autocast_dtype
+
+    if autocast_dtype("bf16", "cpu") is None:
+        pytest.skip("no native bfloat16 on this CPU")
+    monkeypatch.setenv("MEDST_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("MEDST_COMPILE", "always")  # the one-convolution network may run no faster compiled
+    argv = ["--precision", "bf16", "--device", "cpu"]
+    assert main(["compile", str(bundles / "tiny_seg"), *argv]) == 0
+    package = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    assert package.suffix == ".pt2" and package.parent == tmp_path / "cache" / "compiled" and package.is_file()
+    caplog.clear()
+    with caplog.at_level("INFO", logger="medst.inferers.aot"):
+        code = main(["predict", "--bundle", str(bundles / "tiny_seg"), str(sample("anatomical_t1")), "-o",
+                     str(tmp_path / "out"), *argv])
+    assert code == 0
+    assert f"from {package}" in caplog.text and "no compiled version" not in caplog.text

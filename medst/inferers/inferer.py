@@ -73,7 +73,7 @@ class VolumeInferer(Inferer):
         output: str = "logits",
         flips: Sequence[Sequence[int]] = (),
         channels_last: bool | None = None,
-        compile: bool = False,
+        compile: bool | str = "auto",
         sw_device: torch.device | str | None = None,
         device: torch.device | str | None = None,
         progress: bool = True,
@@ -83,6 +83,8 @@ class VolumeInferer(Inferer):
     ) -> None:
         super().__init__()
         _check(precision, output)
+        if compile not in (True, False, "auto"):
+            raise ValueError(f"compile must be True, False or 'auto', got {compile!r}.")
         if sw_batch_size < 1:
             raise ValueError(f"sw_batch_size must be >= 1, got {sw_batch_size}.")
         self.roi_size = roi_size
