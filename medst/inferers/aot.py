@@ -434,9 +434,10 @@ def compiled_for(
     module: torch.nn.Module, shape: tuple[int, ...], dtype: torch.dtype | None, channels_last: bool, device_type: str
 ) -> AOTCompiled:
     """The :class:`AOTCompiled` of ``module`` for these settings, kept for the process's later volumes."""
+    from medst.inferers.utils import _weights_key  # utils imports this module lazily
+
     cache = _PACKAGES.setdefault(module, {})
-    weights = tuple((id(t), t._version) for t in module.parameters())
-    key = (tuple(shape), dtype, bool(channels_last), device_type, weights, str(cache_dir()))
+    key = (tuple(shape), dtype, bool(channels_last), device_type, _weights_key(module), str(cache_dir()))
     if key not in cache:
         cache[key] = AOTCompiled(module, shape, dtype, channels_last, device_type)
     return cache[key]

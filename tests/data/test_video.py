@@ -423,3 +423,27 @@ def test_dicom_cine_without_suffix(sample, tmp_path):
     single.write_bytes(open(get_testdata_file("CT_small.dcm"), "rb").read())
     assert not VideoReader().verify_suffix(single)  # one CT slice: MONAI's DICOM readers
     assert "fps" not in LoadImage(image_only=True)(single).meta
+
+
+@pytest.mark.parametrize("size", [32, 128])  # slice threads only below 96x96 pixels, frame threads from there
+def test_decode_threading_keeps_every_frame_exact(tmp_path, size):
+    rng = np.random.default_rng(size)
+    clip = rng.integers(0, 256, (40, size, size), dtype=np.uint8)
+    path = tmp_path / f"noise_{size}.mp4"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25, options={"preset": "ultrafast", "bf": "2"})
+        s.width = s.height = size
+        s.pix_fmt = "yuv420p"
+        for f in clip:
+            for p in s.encode(av.VideoFrame.from_ndarray(f, format="gray")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    with av.open(str(path)) as c:  # PyAV's single-threaded decode is the reference
+        st = c.streams.video[0]
+        st.thread_type, st.thread_count = "SLICE", 1
+        reference = np.stack([f.to_ndarray(format="gray") for f in c.decode(st)])
+    frames, meta = read_video(path, channels="grey")
+    assert frames.shape == reference.shape == (40, size, size)
+    np.testing.assert_array_equal(frames, reference)
+    np.testing.assert_array_equal(read_video(path, channels="grey", start=17, stop=29)[0], reference[17:29])
