@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .inferer import AutocastInferer, StreamingInferer, VolumeInferer
+from .inferer import AtlasPriorInferer, AutocastInferer, StreamingInferer, VolumeInferer
 from .utils import (
     OUTPUTS,
     PRECISIONS,
@@ -17,6 +17,7 @@ from .utils import (
 )
 
 __all__ = [
+    "AtlasPriorInferer",
     "AutocastInferer",
     "OUTPUTS",
     "PRECISIONS",
