@@ -13,6 +13,7 @@ The work is :func:`medst.networks.convert_checkpoint`; this file only reads the 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from medst.networks import PUBLISHED_CHECKPOINTS, convert_checkpoint
@@ -25,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--name", choices=sorted(PUBLISHED_CHECKPOINTS), help="the published checkpoint's name")
     g.add_argument("--network", help="a registered medst network name (for a checkpoint not in --list)")
+    p.add_argument("--network-kwargs", type=json.loads, default=None,
+                   help='JSON arguments of the network the checkpoint fits, e.g. \'{"widths": [32, 64, 128, 256]}\'')
     p.add_argument("--list", action="store_true", help="list the known checkpoints and their addresses")
     args = p.parse_args(argv)
     if args.list:
@@ -33,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.checkpoint or not args.output or not (args.name or args.network):
         p.error("give a checkpoint, -o/--output and --name or --network (or --list)")
-    info = convert_checkpoint(args.checkpoint, args.output, name=args.name, network=args.network)
+    info = convert_checkpoint(args.checkpoint, args.output, name=args.name, network=args.network,
+                              network_kwargs=args.network_kwargs)
     print(f"wrote {args.output}: {info}")
     return 0
 

@@ -152,7 +152,7 @@ def adapt_input_conv(weight: torch.Tensor, in_channels: int, mode: str = "mean")
 
 
 def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, name: str | None = None,
-                       network: str | None = None) -> dict[str, Any]:
+                       network: str | None = None, network_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
     """Convert a published checkpoint file to a medst file (``{"state_dict": ..., "medst": info}``) and check it.
 
     The check builds the medst network with the checkpoint's input channels and classes and loads the converted
@@ -163,6 +163,7 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, name: str
         dst: the medst file to write.
         name: a :data:`PUBLISHED_CHECKPOINTS` name (sets the network and the BatchNorm eps).
         network: a registered medst network name instead of ``name`` (BatchNorm eps 1e-5).
+        network_kwargs: extra arguments that build the network the checkpoint fits (``widths``, ``midplanes``).
 
     Returns:
         the info stored with the weights: network, in_channels, num_classes, bn_eps, source.
@@ -185,7 +186,8 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, name: str
     stem = sd[_first_conv_key(sd)]
     info = dict(network=network, in_channels=int(stem.shape[1]), num_classes=int(sd["fc.weight"].shape[0]),
                 bn_eps=bn_eps, source=name or os.fspath(src))
-    net = create_network(network, in_channels=info["in_channels"], out_channels=info["num_classes"])
+    net = create_network(network, in_channels=info["in_channels"], out_channels=info["num_classes"],
+                         **(network_kwargs or {}))
     try:
         net.load_state_dict(sd, strict=True)
     except RuntimeError as e:
