@@ -278,7 +278,7 @@ class TwoStreamFusion(nn.Module):
         out_channels: classes K.
         flow_channels: motion channels, 2L (20 for the paper's L = 10).
         stages: the towers' conv stages (both towers alike; ``VGG16_STAGES`` in the paper).
-        fusion_layer: fuse after this many stages (1..len(stages); the paper's best is the last, ReLU5_3).
+        fusion_layer: fuse after this many stages (1..len(stages); None: the last, the paper's best: ReLU5_3).
         norm: a MONAI norm name after each conv, or None (VGG-16).
         pool_size: the 3D pool's spatial output size per axis (time is pooled to 1): 7 for VGG-16 at 224 x 224.
         fc_channels: the head's hidden fully connected layers ((4096, 4096) for VGG-16).
@@ -299,7 +299,7 @@ class TwoStreamFusion(nn.Module):
         out_channels: int = 101,
         flow_channels: int = 20,
         stages: Sequence[Sequence[LayerSpec]] = VGG16_STAGES,
-        fusion_layer: int = 5,
+        fusion_layer: int | None = None,
         norm: str | tuple | None = None,
         pool_size: int = 7,
         fc_channels: Sequence[int] = (4096, 4096),
@@ -314,6 +314,8 @@ class TwoStreamFusion(nn.Module):
             )
         for v, n in ((in_channels, "in_channels"), (out_channels, "out_channels"), (flow_channels, "flow_channels")):
             _positive(v, n)
+        if fusion_layer is None:
+            fusion_layer = len(stages)
         if not isinstance(fusion_layer, int) or not 1 <= fusion_layer <= len(stages):
             raise ValueError(f"fusion_layer must be in 1..{len(stages)} (the number of stages), got {fusion_layer!r}.")
         app = FrameCNN(2, in_channels, stages, norm=norm)

@@ -218,7 +218,8 @@ def test_value_errors(build, match):
 
 
 def test_input_errors():
-    two = TwoStreamFusion(in_channels=1, flow_channels=2, out_channels=3, stages=TINY, pool_size=1, fc_channels=(8,))
+    two = TwoStreamFusion(in_channels=1, flow_channels=2, out_channels=3, stages=TINY, fusion_layer=2, pool_size=1,
+                          fc_channels=(8,))
     with pytest.raises(ValueError, match=r"\(B, 3, T, H, W\)"):
         two(torch.randn(1, 4, 2, 16, 16))
     lrcn = LRCN(in_channels=1, out_channels=3, hidden_size=8, encoder_kwargs=dict(stages=TINY))
