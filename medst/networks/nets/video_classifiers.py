@@ -92,6 +92,15 @@ def _positive(value: Any, name: str) -> None:
         raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
 
+def _fc_stack(f: int, fc_channels: Sequence[int], dropout: float) -> list[nn.Module]:
+    """Linear-ReLU-Dropout layers of widths ``fc_channels`` on ``f`` input features."""
+    layers: list[nn.Module] = []
+    for width in fc_channels:
+        layers += [nn.Linear(f, width), nn.ReLU(inplace=True), nn.Dropout(dropout)]
+        f = width
+    return layers
+
+
 def _frames(x: torch.Tensor) -> torch.Tensor:
     """(B, C, T, *S) -> (B * T, C, *S): every frame a batch item."""
     return x.transpose(1, 2).flatten(0, 1)
@@ -173,16 +182,11 @@ class FrameCNN(nn.Module):
         self.out_features = fc_channels[-1] if len(fc_channels) else c * pool_size**spatial_dims
 
     @staticmethod
-    def make_head(spatial_dims: int, channels: int, pool_size: int, fc_channels: Sequence[int], dropout: float,
-                  pool: str = "avg") -> nn.Sequential:
-        """Adaptive ``pool`` ("avg" or "max") to ``pool_size`` per axis, flatten, then Linear-ReLU-Dropout layers."""
-        pool_t = Pool[Pool.ADAPTIVEAVG if pool == "avg" else Pool.ADAPTIVEMAX, spatial_dims]
-        layers: list[nn.Module] = [pool_t(pool_size), nn.Flatten(1)]
-        f = channels * pool_size**spatial_dims
-        for width in fc_channels:
-            layers += [nn.Linear(f, width), nn.ReLU(inplace=True), nn.Dropout(dropout)]
-            f = width
-        return nn.Sequential(*layers)
+    def make_head(spatial_dims: int, channels: int, pool_size: int, fc_channels: Sequence[int],
+                  dropout: float) -> nn.Sequential:
+        """Adaptive average pool to ``pool_size`` per axis, flatten, then Linear-ReLU-Dropout layers."""
+        pool = Pool[Pool.ADAPTIVEAVG, spatial_dims](pool_size)
+        return nn.Sequential(pool, nn.Flatten(1), *_fc_stack(channels * pool_size**spatial_dims, fc_channels, dropout))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for stage in self.stages:
@@ -340,12 +344,8 @@ class TwoStreamFusion(nn.Module):
 
     @staticmethod
     def _head(f: int, fc_channels: Sequence[int], dropout: float, out_channels: int) -> nn.Sequential:
-        layers: list[nn.Module] = [nn.Flatten(1)]
-        for width in fc_channels:
-            layers += [nn.Linear(f, width), nn.ReLU(inplace=True), nn.Dropout(dropout)]
-            f = width
-        layers.append(nn.Linear(f, out_channels))
-        return nn.Sequential(*layers)
+        hidden = _fc_stack(f, fc_channels, dropout)
+        return nn.Sequential(nn.Flatten(1), *hidden, nn.Linear(fc_channels[-1] if len(fc_channels) else f, out_channels))
 
     def forward_heads(self, x: torch.Tensor) -> list[torch.Tensor]:
         """(B, C + F, T, H, W) -> [fused logits (B, K)] and, with ``keep_motion_stream``, [..., motion logits]."""
