@@ -402,7 +402,9 @@ class _TemporalTransformer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[1]
         if n > self.max_len:
-            raise ValueError("more temporal tokens than the transformer's max_len positions: raise max_len.")
+            raise ValueError(
+                "more temporal tokens than learned positions: raise max_len (R2Plus1DBERT) or num_frames (STAM)."
+            )
         x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], 1) + self.pos_embed[:, : n + 1]
         x = self.drop(x)
         for blk in self.blocks:

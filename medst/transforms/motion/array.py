@@ -19,8 +19,6 @@ from monai.utils import TransformBackends, convert_to_tensor, optional_import
 
 from medst.data.utils import MedstDataError
 
-cv2, _has_cv2 = optional_import("cv2")
-
 __all__ = ["OpticalFlow", "StackFlow", "to_grey_uint8"]
 
 _LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as OpenCV's RGB2GRAY
@@ -100,7 +98,8 @@ class OpticalFlow(Transform):
         self.bound, self.same_length, self.intensity_range = bound, same_length, intensity_range
 
     def __call__(self, img: NdarrayOrTensor) -> torch.Tensor:
-        if not _has_cv2:
+        cv2, has_cv2 = optional_import("cv2")  # imported on first use: importing medst does not load OpenCV
+        if not has_cv2:
             raise ImportError("OpticalFlow needs OpenCV: pip install opencv-python-headless")
         x = convert_to_tensor(img, track_meta=False)
         if x.ndim != 4 or x.shape[1] < 2:
