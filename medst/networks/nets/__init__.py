@@ -10,6 +10,7 @@ from .prednet import PredNet
 from .dilated import DilatedClassifier, DilatedResidualBlock, DilatedSegNet
 from .recurrent_segnet import RecurrentSegNet
 from .unetr import UNETR
+from .video_classifiers import LRCN, STAM, FrameCNN, R2Plus1DBERT, TwoStreamFusion
 from .video_resnet import C3D, VideoResNet, VideoSegNet
 
 __all__ = [
@@ -28,4 +29,9 @@ __all__ = [
     "C3D",
     "VideoResNet",
     "VideoSegNet",
+    "FrameCNN",
+    "LRCN",
+    "TwoStreamFusion",
+    "R2Plus1DBERT",
+    "STAM",
 ]
