@@ -17,8 +17,10 @@ grid): about half a second a head on a 2-core CPU.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -32,6 +34,9 @@ from monai.utils import TransformBackends
 __all__ = ["AtlasMaskPrior", "RandSimulatedPrior", "register_atlas_mask", "to_sitk_image"]
 
 logger = logging.getLogger(__name__)
+
+# the registrations of the last scans (see AtlasMaskPrior._registered)
+_REGISTERED: OrderedDict[tuple, list[tuple[str, np.ndarray]]] = OrderedDict()
 
 # RAS (MONAI, nibabel) to LPS (ITK): negate the first two world axes
 _RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -204,6 +209,28 @@ class AtlasMaskPrior(Transform):
                 self._atlases.append(("brain", brain, mask))
         return self._atlases
 
+    def _registered(self, data: np.ndarray, affine: np.ndarray) -> list[tuple[str, np.ndarray]]:
+        """(atlas name, warped mask) for each atlas on the scan ``data`` (X, Y, Z) with ``affine``; the last two
+        scans' registrations are kept, so a network that takes the prior as an input and a post-processing step
+        that bounds its answer by it (or two passes of one network) register each scan once."""
+        digest = hashlib.sha1(np.ascontiguousarray(data, dtype=np.float32).tobytes())
+        digest.update(np.ascontiguousarray(affine, dtype=np.float64).tobytes())
+        key = (digest.hexdigest(), data.shape, self.registration_spacing, self.seed, self.deformable_grid_mm,
+               self.skull_stripped_atlas, str(self.atlas_image), str(self.atlas_mask))
+        if key in _REGISTERED:
+            _REGISTERED.move_to_end(key)
+            return _REGISTERED[key]
+        fixed = to_sitk_image(data, affine)
+        result = [
+            (name, register_atlas_mask(fixed, head, mask, self.registration_spacing, self.seed,
+                                       self.deformable_grid_mm) > 0.5)
+            for name, head, mask in self.atlases()
+        ]
+        _REGISTERED[key] = result
+        while len(_REGISTERED) > 2:
+            _REGISTERED.popitem(last=False)
+        return result
+
     def warped_mask(self, image: NdarrayOrTensor, reference: np.ndarray | None = None) -> np.ndarray:
         """The warped atlas mask (bool, ``image``'s spatial grid); with several atlases, the one closest (Dice) to
         ``reference`` (the network's brain mask)."""
@@ -211,17 +238,14 @@ class AtlasMaskPrior(Transform):
         data = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
         if data.ndim != 4 or data.shape[0] < 1:
             raise ValueError(f"AtlasMaskPrior: image must be channel-first (C, X, Y, Z), got shape {data.shape}")
-        fixed = to_sitk_image(data[0], affine)
         best, best_dice, best_name = None, -1.0, ""
-        for name, head, mask in self.atlases():
-            warped = register_atlas_mask(fixed, head, mask, self.registration_spacing, self.seed,
-                                         self.deformable_grid_mm) > 0.5
+        for name, warped in self._registered(data[0], affine):
             dice = _dice(warped, reference) if reference is not None else 0.0
             logger.debug("atlas %s: Dice with the network's mask %.4f", name, dice)
             if best is None or dice > best_dice:
                 best, best_dice, best_name = warped, dice, name
         logger.info("atlas prior: %s atlas (Dice with the network's mask %.3f)", best_name, best_dice)
-        return best
+        return best.copy()
 
     def __call__(self, labels: NdarrayOrTensor, image: NdarrayOrTensor) -> NdarrayOrTensor:
         """

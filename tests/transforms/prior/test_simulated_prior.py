@@ -99,3 +99,22 @@ def test_atlas_prior_inferer_appends_the_warped_atlas_mask():
         AtlasPriorInferer(lambda x, n: n(x), prior)(batch.as_tensor(), net)
     with pytest.raises(ValueError, match=r"\(B, C, X, Y, Z\)"):
         AtlasPriorInferer(lambda x, n: n(x), prior)(batch[0], net)
+
+
+def test_each_scan_is_registered_once(monkeypatch):
+    import medst.transforms.prior.array as prior_array
+
+    atlas_img, atlas_mask = _atlas()
+    img, brain = _head((40, 44, 40), (20, 22, 20), (11, 13, 10))
+    image = MetaTensor(torch.as_tensor(img)[None], affine=torch.as_tensor(_affine((-40.0, -44.0, -40.0))))
+    calls = []
+    real = prior_array.register_atlas_mask
+    monkeypatch.setattr(prior_array, "register_atlas_mask", lambda *a, **k: calls.append(1) or real(*a, **k))
+    prior = AtlasMaskPrior(atlas_img, atlas_mask)
+    first = prior.warped_mask(image, reference=brain)
+    first[:] = False  # the caller's copy: the cache is not changed through it
+    again = AtlasMaskPrior(atlas_img, atlas_mask).warped_mask(image.clone(), reference=brain)
+    assert len(calls) == 2 and _dice(again, brain) > 0.9  # two atlases, registered for the first call only
+    moved = MetaTensor(image.as_tensor(), affine=torch.as_tensor(_affine((-38.0, -44.0, -40.0))))
+    prior.warped_mask(moved, reference=brain)
+    assert len(calls) == 4  # another grid: registered again
