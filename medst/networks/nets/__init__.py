@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .composite_lstm import CompositeLSTM
 from .convrnn import ConvRNN, RecurrentDirection, RecurrentLayer
 from .e3d_lstm import E3DLSTM
 from .encoder_forecaster import EncoderForecaster
@@ -23,6 +24,7 @@ __all__ = [
     "UNETR",
     "EncoderForecaster",
     "MotionForecaster",
+    "CompositeLSTM",
     "E3DLSTM",
     "PredNet",
     "C3D",
