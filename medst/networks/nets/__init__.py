@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .composite_lstm import CompositeLSTM
+from .contextvp import ContextVP, PMDUnit
 from .convrnn import ConvRNN, RecurrentDirection, RecurrentLayer
 from .e3d_lstm import E3DLSTM
 from .encoder_forecaster import EncoderForecaster
@@ -25,6 +26,8 @@ __all__ = [
     "EncoderForecaster",
     "MotionForecaster",
     "CompositeLSTM",
+    "ContextVP",
+    "PMDUnit",
     "E3DLSTM",
     "PredNet",
     "C3D",
