@@ -219,6 +219,8 @@ class ContextVP(nn.Module):
             raise ValueError(
                 f"expected frames (B, {self.in_channels}, T, H, W), got shape {list(x.shape)} (2D frames only)."
             )
+        if not torch.jit.is_scripting():  # a MONAI MetaTensor batch: its meta does not survive the sweeps' batching
+            x = x.as_subclass(torch.Tensor)
         b, c, t_in, h, w = x.shape
         z = space_to_depth(x.transpose(1, 2).reshape(b * t_in, c, h, w), self.patch_size)
         z = z.view([b, t_in] + list(z.shape[1:]))
