@@ -77,19 +77,6 @@ class PMDUnit(nn.Module):
         self.num_states = self.time.num_states
         self.out_channels = out_channels
 
-    def _sweep(
-        self, seq: torch.Tensor, fwd: RecurrentDirection, bwd: RecurrentDirection
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Both sweeps of one axis over seq (N, L, C, S): with shared weights one forward sweep over the sequences
-        and their reversals stacked on the batch axis (the same result, half the steps)."""
-        if self.weight_sharing:
-            n = seq.shape[0]
-            both, _ = fwd(torch.cat([seq, seq.flip(1)], 0))
-            return both[:n], both[n:].flip(1)
-        a, _ = fwd(seq)
-        b, _ = bwd(seq)
-        return a, b
-
     def forward(self, x: torch.Tensor, state: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """x: (B, T, C, H, W) -> ((B, T, out_channels, H, W), the time direction's new state)."""
         b, t, c, h, w = x.shape
@@ -97,8 +84,17 @@ class PMDUnit(nn.Module):
         frames = x.reshape(b * t, c, h, w)
         rows = frames.permute(0, 2, 1, 3).contiguous()  # (N, H, C, W): a sequence of rows
         cols = frames.permute(0, 3, 1, 2).contiguous()  # (N, W, C, H): a sequence of columns
-        down, up = self._sweep(rows, self.down, self.up)
-        right, left = self._sweep(cols, self.right, self.left)
+        if self.weight_sharing:  # one forward sweep over the sequences and their reversals (half the steps)
+            n = rows.shape[0]
+            both, _ = self.down(torch.cat([rows, rows.flip(1)], 0))
+            down, up = both[:n], both[n:].flip(1)
+            both, _ = self.right(torch.cat([cols, cols.flip(1)], 0))
+            right, left = both[:n], both[n:].flip(1)
+        else:
+            down, _ = self.down(rows)
+            up, _ = self.up(rows)
+            right, _ = self.right(cols)
+            left, _ = self.left(cols)
         parts = [
             t_out.reshape([b * t] + list(t_out.shape[2:])),
             torch.cat([down, up], 2).permute(0, 2, 1, 3),  # back to (N, 2 * hidden, H, W)
