@@ -19,6 +19,7 @@ from medst.networks.blocks.recurrent_cells import get_cell_class
 from medst.networks.layers.patch import depth_to_space, space_to_depth
 from medst.networks.nets.convrnn import ConvRNN
 from medst.networks.nets.encoder_forecaster import FORECASTER_EXAMPLE
+from medst.networks.nets.motion_forecaster import check_frame_predictor_args
 from medst.networks.registry import register_network
 
 __all__ = [
@@ -150,21 +151,14 @@ class CompositeLSTM(nn.Module):
     ) -> None:
         super().__init__()
         hidden = list(hidden_channels)
-        if spatial_dims != 2:
-            raise ValueError(f"CompositeLSTM predicts 2D frames: spatial_dims must be 2, got {spatial_dims}.")
-        if in_channels < 1:
-            raise ValueError(f"in_channels must be >= 1, got {in_channels}.")
-        if len(hidden) < 1 or min(hidden) < 1:
-            raise ValueError(f"hidden_channels must list at least one layer of >= 1 units, e.g. (64,), got {hidden}.")
-        if output_frames < 1:
-            raise ValueError(f"output_frames must be >= 1, got {output_frames}.")
-        if patch_size < 1:
-            raise ValueError(f"patch_size must be >= 1, got {patch_size}.")
+        check_frame_predictor_args("CompositeLSTM", spatial_dims, in_channels, hidden, output_frames, patch_size)
         if fully_connected:
             if frame_size is None or len(frame_size) != 2 or min(frame_size) < 1:
                 raise ValueError(f"fully_connected=True needs frame_size=(H, W) (e.g. (64, 64)), got {frame_size}.")
             if patch_size != 1:
-                raise ValueError(f"patch_size must be 1 when fully_connected=True (frames are flattened), got {patch_size}.")
+                raise ValueError(
+                    f"patch_size must be 1 when fully_connected=True (frames are flattened), got {patch_size}."
+                )
             features = in_channels * int(frame_size[0]) * int(frame_size[1])
             dims, k = 1, 1
         else:
@@ -244,11 +238,7 @@ def composite_lstm_fc_srivastava(**kwargs: Any) -> CompositeLSTM:
 @register_network(**_FC_EXAMPLE)
 def composite_lstm_fc_small(**kwargs: Any) -> CompositeLSTM:
     """The fully connected composite model at CPU size: 64x64 frames flattened, 512-unit LSTMs."""
-    defaults = dict(
-        in_channels=1, hidden_channels=(512,), output_frames=10, fully_connected=True, frame_size=(64, 64),
-        patch_size=1, conditional=False,
-    )
-    return CompositeLSTM(**dict(defaults, **kwargs))
+    return composite_lstm_fc_srivastava(**dict(dict(hidden_channels=(512,)), **kwargs))
 
 
 @register_network(**FORECASTER_EXAMPLE)

@@ -19,6 +19,7 @@ from medst.networks.blocks.recurrent_cells import get_cell_class
 from medst.networks.layers.patch import depth_to_space, space_to_depth
 from medst.networks.nets.convrnn import RecurrentDirection
 from medst.networks.nets.encoder_forecaster import FORECASTER_EXAMPLE
+from medst.networks.nets.motion_forecaster import check_frame_predictor_args
 from medst.networks.registry import register_network
 
 __all__ = ["PMDUnit", "ContextVP", "contextvp_4", "contextvp_small"]
@@ -77,7 +78,9 @@ class PMDUnit(nn.Module):
         self.num_states = self.time.num_states
         self.out_channels = out_channels
 
-    def forward(self, x: torch.Tensor, state: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def forward(
+        self, x: torch.Tensor, state: list[torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """x: (B, T, C, H, W) -> ((B, T, out_channels, H, W), the time direction's new state)."""
         b, t, c, h, w = x.shape
         t_out, new_state = self.time(x, state)
@@ -153,16 +156,7 @@ class ContextVP(nn.Module):
     ) -> None:
         super().__init__()
         hidden = list(hidden_channels)
-        if spatial_dims != 2:
-            raise ValueError(f"ContextVP predicts 2D frames: spatial_dims must be 2, got {spatial_dims}.")
-        if in_channels < 1:
-            raise ValueError(f"in_channels must be >= 1, got {in_channels}.")
-        if len(hidden) < 1 or min(hidden) < 1:
-            raise ValueError(f"hidden_channels must list at least one layer of >= 1 channels, got {hidden}.")
-        if output_frames < 1:
-            raise ValueError(f"output_frames must be >= 1, got {output_frames}.")
-        if patch_size < 1:
-            raise ValueError(f"patch_size must be >= 1, got {patch_size}.")
+        check_frame_predictor_args("ContextVP", spatial_dims, in_channels, hidden, output_frames, patch_size)
         blend = list(blend_channels) if blend_channels is not None else hidden
         if len(blend) != len(hidden):
             raise ValueError(f"blend_channels must list one width per layer ({len(hidden)}), got {blend}.")
