@@ -9,10 +9,17 @@ Files: uint8 .npy arrays on [0, 255] (the bundle scales them to [0, 1]): ``image
 frames ``(10, 64, 64)``, ``labelsTr/train_XXXX.npy`` the 10 frames that follow; the same under ``imagesTs/`` and
 ``labelsTs/`` for the test split; ``dataset.json`` lists "training", "validation" and "test".
 
+``--sklearn-test N`` (default 0: off, the shipped data unchanged) also writes N test sequences of digits from an
+unseen source, scikit-learn's 8x8 digits of other writers (``moving_digits.load_sklearn_digits``: upsampled to
+28x28, bilinear, 0..255), with the same bouncing protocol: ``imagesTs/sktest_XXXX.npy`` and ``labelsTs/...``, listed
+as "test_sklearn". They come from a generator of their own (``seed + 3``), after everything else, so no other
+file changes.
+
 Usage::
 
     python data_scripts/moving_digits_convlstm_prediction.py --output-dir data/moving_digits_pred
     python data_scripts/moving_digits_convlstm_prediction.py --output-dir /tmp/mdp --tiny
+    python data_scripts/moving_digits_convlstm_prediction.py --output-dir data/moving_digits_pred --sklearn-test 200
 """
 
 from __future__ import annotations
@@ -24,10 +31,27 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from moving_digits import make_sequence, msd_splits, write_dataset_json  # noqa: E402
+from moving_digits import load_sklearn_digits, make_sequence, msd_splits, write_dataset_json  # noqa: E402
 
 
 BASE_TRAIN = 3000  # the training set of bundle versions <= 0.4.0
+
+
+def write_sklearn_test(out: Path, count: int, frames_in: int, frames_out: int, seed: int) -> list[dict[str, str]]:
+    """``count`` sequences of two bouncing scikit-learn digits (all 1797 are the pool) under ``out``'s ``imagesTs`` /
+    ``labelsTs``, from their own generator (``seed + 3``); returns their datalist entries."""
+    digits, _ = load_sklearn_digits()
+    rng = np.random.default_rng(seed + 3)
+    pool = np.arange(len(digits))
+    items = []
+    for i in range(count):
+        frames, _ = make_sequence(rng, digits, pool, num_digits=2, num_frames=frames_in + frames_out)
+        name = f"sktest_{i:04d}.npy"
+        image, label = f"imagesTs/{name}", f"labelsTs/{name}"
+        np.save(out / image, frames[:frames_in])
+        np.save(out / label, frames[frames_in:])
+        items.append({"image": image, "label": label})
+    return items
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -40,7 +64,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frames-in", type=int, default=10)
     parser.add_argument("--frames-out", type=int, default=10)
     parser.add_argument("--seed", type=int, default=2015)
+    parser.add_argument("--sklearn-test", type=int, default=0, metavar="N",
+                        help="also N test sequences of scikit-learn's 8x8 digits (an unseen source; default 0: none)")
     args = parser.parse_args(argv)
+    if args.sklearn_test < 0:
+        parser.error(f"--sklearn-test must be >= 0, got {args.sklearn_test}")
     if args.tiny:
         args.num_train, args.num_val, args.num_test = 4, 2, 2
 
@@ -61,6 +89,8 @@ def main(argv: list[str] | None = None) -> None:
             np.save(out / image, frames[: args.frames_in])
             np.save(out / label, frames[args.frames_in :])
             lists[split].append({"image": image, "label": label})
+    if args.sklearn_test:
+        lists["test_sklearn"] = write_sklearn_test(out, args.sklearn_test, args.frames_in, args.frames_out, args.seed)
 
     write_dataset_json(out, {
         "name": "MovingDigitsPrediction",
@@ -73,6 +103,7 @@ def main(argv: list[str] | None = None) -> None:
         "seed": args.seed,
         "numTraining": len(lists["training"]),
         "numTest": len(lists["test"]),
+        **({"numTestSklearn": len(lists["test_sklearn"])} if args.sklearn_test else {}),
         **lists,
     })
 

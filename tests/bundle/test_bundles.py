@@ -191,6 +191,20 @@ def test_inference(bundle, tiny_data, tmp_path):
     assert len(written) >= len(images), f"inference wrote {written} for {len(images)} inputs"
 
 
+@pytest.mark.parametrize("network", ["composite_convlstm_small", "contextvp_small", "composite_lstm_fc_small"])
+def test_prediction_alternatives_train_and_evaluate_with_the_bundle_configs(network, tiny_data, tmp_path):
+    """The README's alternative predictors train and evaluate with the bundle's own configs and one override (the
+    trainer's return_context targets, its MONAI MetaTensor batches, the evaluation's flips)."""
+    bundle = REPO / "bundles" / "moving_digits_convlstm_prediction"
+    overrides = dict(_train_overrides(bundle, tiny_data(bundle), tmp_path),
+                     network_def=f"$medst.networks.create_network('{network}', hidden_channels=(8,))")
+    run_workflow(_configs(bundle, "train"), "train", **overrides)
+    assert (tmp_path / "ckpt" / "model.pt").is_file()
+    workflow = run_workflow(_configs(bundle, "train", "evaluate"), "train", **overrides)
+    metrics = workflow.parser.get_parsed_content("validate#evaluator").state.metrics
+    assert metrics["model_frame_mse"] == metrics["model_frame_mse"] and metrics["model_frame_mse"] > 0
+
+
 def test_prediction_inference_writes_nifti_video_and_filmstrip(tiny_data, tmp_path):
     from PIL import Image
 

@@ -60,3 +60,46 @@ def test_brain_tissue_map_classes_stay_on_their_side_of_the_mask():
     assert labels[0, 0, 0] != labels[0, 0, 22]  # air and scalp are different classes
     with pytest.raises(ValueError, match="brain mask"):
         tissue_map(image, np.zeros(image.shape, np.uint8))
+
+
+def test_sklearn_digits_are_28x28_uint8_of_the_8x8_originals():
+    from sklearn.datasets import load_digits
+
+    digits, labels = _load("moving_digits").load_sklearn_digits()
+    originals = load_digits()
+    assert digits.shape == (1797, 28, 28) and digits.dtype == np.uint8 and labels.shape == (1797,)
+    np.testing.assert_array_equal(labels, originals.target)
+    assert digits.max() == 255 and digits.min() == 0
+    # bilinear upsampling keeps each digit's mean brightness (0..16 -> 0..255) and where its ink is
+    mean_up = digits.reshape(1797, -1).mean(1) / 255.0
+    mean_8 = originals.images.reshape(1797, -1).mean(1) / 16.0
+    np.testing.assert_allclose(mean_up, mean_8, atol=0.02)
+    coarse = digits.astype(np.float64).reshape(1797, 4, 7, 4, 7).mean((2, 4))  # 4x4 blocks of the 28x28
+    ref = originals.images.reshape(1797, 4, 2, 4, 2).mean((2, 4)) * (255.0 / 16.0)
+    assert np.corrcoef(coarse.ravel(), ref.ravel())[0, 1] > 0.98
+
+
+def test_prediction_sklearn_test_is_deterministic_and_leaves_the_other_files_alone(tmp_path):
+    script = _load("moving_digits_convlstm_prediction")
+    plain, first, second = tmp_path / "plain", tmp_path / "a", tmp_path / "b"
+    script.main(["--output-dir", str(plain), "--tiny"])
+    for out in (first, second):
+        script.main(["--output-dir", str(out), "--tiny", "--sklearn-test", "3"])
+    lists = {out: json.loads((out / "dataset.json").read_text()) for out in (plain, first, second)}
+    assert "test_sklearn" not in lists[plain]  # off by default
+    items = lists[first]["test_sklearn"]
+    assert items == lists[second]["test_sklearn"] and len(items) == 3
+    for item in items:
+        image, label = np.load(first / item["image"]), np.load(first / item["label"])
+        assert image.shape == (10, 64, 64) and label.shape == (10, 64, 64) and image.dtype == np.uint8
+        assert image.max() > 200 and label.max() > 200  # two bright digits in every frame
+        np.testing.assert_array_equal(image, np.load(second / item["image"]))
+        np.testing.assert_array_equal(label, np.load(second / item["label"]))
+    for split in ("training", "validation", "test"):  # every other file is the default run's
+        assert lists[first][split] == lists[plain][split]
+        for item in lists[plain][split]:
+            for path in item.values():
+                np.testing.assert_array_equal(np.load(first / path), np.load(plain / path))
+    # the unseen digits are not MNIST's: no sklearn frame equals a test frame
+    assert not any(np.array_equal(np.load(first / a["image"]), np.load(first / b["image"]))
+                   for a in items for b in lists[first]["test"])

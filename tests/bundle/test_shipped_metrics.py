@@ -51,3 +51,20 @@ def test_shipped_weights_reach_the_stated_metric(name, tmp_path):
     readme = (bundle / "docs" / "README.md").read_text()
     decimals = (3, 4) if abs(stated) < 1 else (1, 2)  # a Dice to 3 or 4 places; an MSE of ~100 to 1 or 2
     assert any(f"{stated:.{d}f}" in readme for d in decimals), f"{name}: README does not state {stated}"
+
+
+@pytest.mark.slow
+def test_prediction_shipped_weights_on_the_unseen_source(tmp_path):
+    """The prediction bundle's second test set (scikit-learn's digits, another source than its training digits)."""
+    name = "moving_digits_convlstm_prediction"
+    bundle = REPO / "bundles" / name
+    stated = read_metadata(bundle)["eval_metrics"]["sklearn_test_model_frame_mse"]
+    data = tmp_path / "data"
+    subprocess.run([sys.executable, str(REPO / "data_scripts" / f"{name}.py"), "--output-dir", str(data),
+                    *DATA_ARGS[name], "--sklearn-test", "200"], check=True, cwd=REPO, timeout=900)
+    configs = [str(bundle / "configs" / f"{c}.json") for c in ("train", "evaluate")]
+    workflow = run_workflow(configs, "train", bundle_root=str(bundle), dataset_dir=str(data),
+                            output_dir=str(tmp_path / "eval"), num_workers=0, test_split="test_sklearn")
+    measured = float(workflow.parser.get_parsed_content("validate#evaluator").state.metrics["model_frame_mse"])
+    assert measured == pytest.approx(stated, rel=0.02)
+    assert f"{stated:.2f}" in (bundle / "docs" / "README.md").read_text()

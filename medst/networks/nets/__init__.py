@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .composite_lstm import CompositeLSTM
+from .contextvp import ContextVP, PMDUnit
 from .convrnn import ConvRNN, RecurrentDirection, RecurrentLayer
 from .e3d_lstm import E3DLSTM
 from .encoder_forecaster import EncoderForecaster
@@ -24,6 +26,9 @@ __all__ = [
     "UNETR",
     "EncoderForecaster",
     "MotionForecaster",
+    "CompositeLSTM",
+    "ContextVP",
+    "PMDUnit",
     "E3DLSTM",
     "PredNet",
     "C3D",

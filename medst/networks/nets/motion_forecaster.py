@@ -20,7 +20,29 @@ from medst.networks.layers.patch import depth_to_space, space_to_depth
 from medst.networks.nets.encoder_forecaster import FORECASTER_EXAMPLE
 from medst.networks.registry import register_network
 
-__all__ = ["MotionForecaster", "cdna_forecaster", "flow_forecaster"]
+__all__ = ["MotionForecaster", "check_frame_predictor_args", "cdna_forecaster", "flow_forecaster"]
+
+
+def check_frame_predictor_args(
+    name: str, spatial_dims: int, in_channels: int, hidden: Sequence[int], output_frames: int, patch_size: int
+) -> None:
+    """The argument checks that medst's 2D frame predictors share (MotionForecaster, CompositeLSTM, ContextVP).
+
+    Raises:
+        ValueError: naming the argument, its value and what is expected.
+    """
+    if spatial_dims != 2:
+        raise ValueError(f"{name} predicts 2D frames: spatial_dims must be 2, got {spatial_dims}.")
+    if in_channels < 1:
+        raise ValueError(f"in_channels must be >= 1, got {in_channels}.")
+    if len(hidden) < 1 or min(hidden) < 1:
+        raise ValueError(
+            f"hidden_channels must list at least one layer of >= 1 channels, e.g. (64, 64), got {list(hidden)}."
+        )
+    if output_frames < 1:
+        raise ValueError(f"output_frames must be >= 1, got {output_frames}.")
+    if patch_size < 1:
+        raise ValueError(f"patch_size must be >= 1, got {patch_size}.")
 
 
 class MotionForecaster(nn.Module):
@@ -84,16 +106,7 @@ class MotionForecaster(nn.Module):
     ) -> None:
         super().__init__()
         hidden = list(hidden_channels)
-        if spatial_dims != 2:
-            raise ValueError(f"MotionForecaster predicts 2D frames: spatial_dims must be 2, got {spatial_dims}.")
-        if in_channels < 1:
-            raise ValueError(f"in_channels must be >= 1, got {in_channels}.")
-        if len(hidden) < 1:
-            raise ValueError("hidden_channels must list at least one layer, e.g. (64, 64).")
-        if output_frames < 1:
-            raise ValueError(f"output_frames must be >= 1, got {output_frames}.")
-        if patch_size < 1:
-            raise ValueError(f"patch_size must be >= 1, got {patch_size}.")
+        check_frame_predictor_args("MotionForecaster", spatial_dims, in_channels, hidden, output_frames, patch_size)
         if motion not in ("cdna", "flow"):
             raise ValueError(f"motion must be 'cdna' or 'flow', got {motion!r}.")
         if num_kernels < 1:
