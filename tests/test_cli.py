@@ -274,3 +274,12 @@ def test_compile_then_predict_loads_the_package(bundles, sample, tmp_path, monke
                      str(tmp_path / "out"), *argv])
     assert code == 0
     assert f"from {package}" in caplog.text and "no compiled version" not in caplog.text
+
+
+def test_compile_finds_the_window_inferer_inside_the_atlas_prior_inferer(tmp_path, monkeypatch, capsys):
+    # brain_extraction_unetr's inferer is an AtlasPriorInferer over a VolumeInferer; in float32 it stays eager
+    monkeypatch.setenv("MEDST_CACHE_DIR", str(tmp_path / "cache"))
+    brain = Path(__file__).resolve().parents[1] / "bundles" / "brain_extraction_unetr"
+    assert main(["compile", str(brain), "--device", "cpu", "--precision", "fp32"]) == 1
+    err = capsys.readouterr().err
+    assert "no compiled package" in err and "only VolumeInferer bundles" not in err

@@ -328,14 +328,15 @@ class AtlasPriorInferer(Inferer):
 
     Args:
         inferer: runs the network on the widened input (a :class:`VolumeInferer`, or any MONAI ``Inferer``).
-        prior: a :class:`medst.transforms.AtlasMaskPrior` (its registration settings and atlases are used).
+        prior: a :class:`medst.transforms.AtlasMaskPrior` (its registration settings and atlases are used), or
+            ``None``: one pass with the "no prior" channel, no registration (an ablation; less accurate).
         unknown_value: the "no prior" channel value of the first pass.
         label: the brain channel of the network's output (for the first pass's mask).
 
     Inputs are (B, C, X, Y, Z) MetaTensors with their affines (the registration needs the scans' geometry).
     """
 
-    def __init__(self, inferer: Inferer, prior: Any, unknown_value: float = 0.5, label: int = 1) -> None:
+    def __init__(self, inferer: Inferer, prior: Any | None, unknown_value: float = 0.5, label: int = 1) -> None:
         super().__init__()
         if not callable(inferer):
             raise TypeError(f"AtlasPriorInferer: inferer must be callable, got {type(inferer).__name__}")
@@ -351,16 +352,22 @@ class AtlasPriorInferer(Inferer):
 
     def __call__(self, inputs: torch.Tensor, network: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """The network's output for ``inputs`` widened by the warped atlas mask (see the class docstring)."""
+        return self.inferer(self.widen(inputs, network, *args, **kwargs), network, *args, **kwargs)
+
+    def widen(self, inputs: torch.Tensor, network: Callable[..., Any], *args: Any, **kwargs: Any) -> torch.Tensor:
+        """``inputs`` with the prior channel appended: the network's input of the pass whose output is returned
+        (this runs the first pass when there are two atlases)."""
         if inputs.ndim != 5:
             raise ValueError(f"AtlasPriorInferer: inputs must be (B, C, X, Y, Z), got shape {tuple(inputs.shape)}")
         references: list[Any] = [None] * inputs.shape[0]
+        unknown = torch.full_like(inputs[:, :1], self.unknown_value)
+        if self.prior is None:
+            return torch.cat([inputs, unknown], 1)
         if len(self.prior.atlases()) > 1:
-            unknown = torch.full_like(inputs[:, :1], self.unknown_value)
             first = self.inferer(torch.cat([inputs, unknown], 1), network, *args, **kwargs)
             references = list((first.argmax(1) == self.label).cpu().numpy())
         priors = [
             torch.as_tensor(self.prior.warped_mask(self._item(inputs, i), reference=ref), dtype=inputs.dtype)
             for i, ref in enumerate(references)
         ]
-        widened = torch.cat([inputs, torch.stack(priors)[:, None].to(inputs.device)], 1)
-        return self.inferer(widened, network, *args, **kwargs)
+        return torch.cat([inputs, torch.stack(priors)[:, None].to(inputs.device)], 1)

@@ -95,6 +95,9 @@ def test_atlas_prior_inferer_appends_the_warped_atlas_mask():
     net1 = _Recorder()
     AtlasPriorInferer(lambda x, n: n(x), OneAtlas())(batch, net1)
     assert len(net1.seen) == 1 and np.array_equal(net1.seen[0][0, 1].numpy() > 0.5, brain)
+    net0 = _Recorder()
+    AtlasPriorInferer(lambda x, n: n(x), None)(batch, net0)  # no prior: one pass with the unknown channel
+    assert len(net0.seen) == 1 and torch.all(net0.seen[0][:, 1] == 0.5)
     with pytest.raises(TypeError, match="MetaTensor"):
         AtlasPriorInferer(lambda x, n: n(x), prior)(batch.as_tensor(), net)
     with pytest.raises(ValueError, match=r"\(B, C, X, Y, Z\)"):
