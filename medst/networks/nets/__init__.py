@@ -5,6 +5,7 @@ from __future__ import annotations
 from .convrnn import ConvRNN, RecurrentDirection, RecurrentLayer
 from .e3d_lstm import E3DLSTM
 from .encoder_forecaster import EncoderForecaster
+from .framewise import FramewiseClassifier
 from .motion_forecaster import MotionForecaster
 from .prednet import PredNet
 from .dilated import DilatedClassifier, DilatedResidualBlock, DilatedSegNet
@@ -28,4 +29,5 @@ __all__ = [
     "C3D",
     "VideoResNet",
     "VideoSegNet",
+    "FramewiseClassifier",
 ]
