@@ -21,7 +21,7 @@ from monai.utils import ImageMetaKey, TransformBackends
 
 from medst.data.utils import atomic_write_path
 
-__all__ = ["SaveClassification", "read_classification_csv"]
+__all__ = ["SaveClassification", "read_classification_csv", "rename_rows"]
 
 
 def read_classification_csv(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -43,6 +43,30 @@ def read_classification_csv(path: str | os.PathLike) -> list[dict[str, Any]]:
         names = header[3:]
         return [{"file": r[0], "class": r[1], "index": int(r[2]),
                  "probabilities": {n: float(v) for n, v in zip(names, r[3:])}} for r in reader if r]
+
+
+def _read_rows(path: Path) -> list[list[str]]:
+    with open(path, newline="") as f:
+        return [r for r in csv.reader(f) if r]
+
+
+def _write_rows(path: Path, rows: list[list[str]]) -> None:
+    with atomic_write_path(path) as tmp, open(tmp, "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+
+
+def rename_rows(path: str | os.PathLike, names: dict[str, str]) -> None:
+    """Rename the ``file`` of rows of a :class:`SaveClassification` CSV (``{old: new}``), in place (atomically); a
+    row already named ``new`` is replaced. Used where an input was a temporary file standing for an array."""
+    path = Path(path)
+    rows = _read_rows(path)
+    if not rows:
+        return
+    body = {r[0]: r for r in rows[1:]}
+    for old, new in names.items():
+        if old in body:
+            body[new] = [new, *body.pop(old)[1:]]
+    _write_rows(path, [rows[0], *body.values()])
 
 
 class SaveClassification(Transform):
@@ -89,15 +113,11 @@ class SaveClassification(Transform):
         row = [str(filename), self.class_names[index], str(index), *(f"{v:.{self.precision}f}" for v in values)]
         rows = {}
         if self.output_file.is_file():
-            with open(self.output_file, newline="") as f:
-                old = list(csv.reader(f))
+            old = _read_rows(self.output_file)
             if old and old[0] == self._header():
-                rows = {r[0]: r for r in old[1:] if r}
+                rows = {r[0]: r for r in old[1:]}
         rows[row[0]] = row  # a file predicted again replaces its row
-        with atomic_write_path(self.output_file) as tmp, open(tmp, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(self._header())
-            writer.writerows(rows.values())
+        _write_rows(self.output_file, [self._header(), *rows.values()])
         return probs
 
     def _header(self) -> list[str]:

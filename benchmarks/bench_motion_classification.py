@@ -1,0 +1,138 @@
+"""Accuracy of each video network family on the moving-digits motion task, beside a single-frame baseline and chance.
+
+Every family is trained by the bundle's own ``configs/train.json`` (only ``network_def``, the clip length, the
+epochs and the output folders are overridden) for about the same CPU time, and evaluated by its
+``configs/evaluate.json`` on the test clips (digits no training clip shows), with several-clip averaging. The number
+of epochs of a family is chosen from a timing of a few training iterations so that its training takes about
+``--budget`` seconds (the cosine schedule then runs its full course).
+
+Usage (after ``python data_scripts/moving_digits_motion_classification.py --output-dir datasets/moving_digits_motion``)::
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_motion_classification.py --out /tmp/motion_cls
+    OMP_NUM_THREADS=1 python benchmarks/bench_motion_classification.py --out /tmp/motion_cls --families ir_csn r3d
+
+Writes ``<out>/<family>/ckpt/model.pt``, ``<out>/<family>/eval/`` (metrics, confusion matrix) and
+``<out>/results.json``; prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from medst.bundle import run_workflow  # noqa: E402
+
+BUNDLE = REPO / "bundles" / "moving_digits_motion_classification"
+
+_VRN = {"_target_": "medst.networks.nets.VideoResNet", "spatial_dims": 3, "in_channels": 1, "out_channels": 8,
+        "layers": [1, 1, 1, 1]}
+#: family -> (network_def, clip_frames, num_clips, what it is)
+FAMILIES: dict[str, tuple[dict, int, int, str]] = {
+    "frame2d": ({"_target_": "medst.networks.nets.FramewiseClassifier", "spatial_dims": 3, "in_channels": 1,
+                 "out_channels": 8, "frame_network": "dilated_classifier",
+                 "frame_kwargs": {"channels": [16, 32, 64, 128], "dropout": 0.2}},
+                1, 1, "single-frame baseline: 2D dilated CNN, the middle frame at test time"),
+    "r3d": (dict(_VRN, conv_kinds=["3d"] * 4, stem="basic", widths=[16, 32, 64, 128]), 8, 3,
+            "R3D (3x3x3 convs), basic blocks (1, 1, 1, 1)"),
+    "mc3": (dict(_VRN, conv_kinds=["3d", "2d", "2d", "2d"], stem="basic", widths=[16, 32, 64, 128]), 8, 3,
+            "MC3 (3D stage 1, 2D stages 2-4)"),
+    "r2plus1d": (dict(_VRN, conv_kinds=["2plus1d"] * 4, stem="r2plus1d", widths=[16, 32, 64, 128]), 8, 3,
+                 "R(2+1)D (factorised convs)"),
+    "ir_csn": (dict(_VRN, block="bottleneck", conv_kinds=["ir"] * 4, stem="pool", widths=[8, 16, 32, 64]), 8, 3,
+               "ir-CSN (bottleneck, depthwise 3x3x3)"),
+    "dilated3d": ({"_target_": "medst.networks.nets.DilatedClassifier", "spatial_dims": 3, "in_channels": 1,
+                   "out_channels": 8, "channels": [16, 32, 64, 128], "dilations": [1, 2, 4, 2], "dropout": 0.2},
+                  8, 3, "dilated 3D CNN (Wang 2019), the clip as a volume"),
+}
+
+
+def _configs(*names: str) -> list[str]:
+    return [str(BUNDLE / "configs" / f"{n}.json") for n in names]
+
+
+def seconds_per_iteration(network_def: dict, clip_frames: int, batch_size: int, runs: int = 4) -> float:
+    """Median seconds of one training step (forward, backward, AdamW) on a random batch of clips."""
+    from monai.bundle import ConfigParser
+
+    net = ConfigParser({"net": network_def}).get_parsed_content("net")
+    opt = torch.optim.AdamW(net.parameters(), 1e-3)
+    x = torch.rand(batch_size, 1, clip_frames, 64, 64)
+    y = torch.randint(0, 8, (batch_size,))
+    times = []
+    for _ in range(runs + 1):
+        t = time.perf_counter()
+        loss = torch.nn.functional.cross_entropy(net(x), y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        times.append(time.perf_counter() - t)
+    return sorted(times[1:])[len(times[1:]) // 2]
+
+
+def run_family(name: str, data: Path, out: Path, budget: float, batch_size: int) -> dict:
+    network_def, clip_frames, num_clips, what = FAMILIES[name]
+    work = out / name
+    num_train = len(json.loads((data / "dataset.json").read_text())["training"])
+    per_iter = seconds_per_iteration(network_def, clip_frames, batch_size)
+    iters_per_epoch = -(-num_train // batch_size)
+    epochs = int(max(1, min(40, round(budget / (per_iter * iters_per_epoch)))))
+    overrides = dict(bundle_root=str(BUNDLE), dataset_dir=str(data), ckpt_dir=str(work / "ckpt"),
+                     output_dir=str(work / "eval"), network_def=network_def, clip_frames=clip_frames,
+                     num_clips=num_clips, epochs=epochs, val_interval=epochs, batch_size=batch_size)
+    print(f"{name}: {per_iter:.3f} s/iteration -> {epochs} epochs", flush=True)
+    t = time.perf_counter()
+    train = run_workflow(_configs("train"), "train", **overrides)
+    train_s = time.perf_counter() - t
+    trainer = train.parser.get_parsed_content("train#trainer")
+    net = train.parser.get_parsed_content("network_def")
+    t = time.perf_counter()
+    evaluate = run_workflow(_configs("train", "evaluate"), "train", **overrides)
+    eval_s = time.perf_counter() - t
+    metrics = evaluate.parser.get_parsed_content("validate#evaluator").state.metrics
+    result = {
+        "family": name, "what": what, "params": sum(p.numel() for p in net.parameters()),
+        "clip_frames": clip_frames, "num_clips": num_clips, "epochs": epochs, "seconds_per_iteration": per_iter,
+        "train_seconds": train_s, "eval_seconds": eval_s,
+        "train_accuracy": float(trainer.state.metrics.get("train_accuracy", float("nan"))),
+        "test_accuracy": float(metrics["test_accuracy"]), "test_auc": float(metrics["test_auc"]),
+        "weights_bytes": (work / "ckpt" / "model.pt").stat().st_size,
+    }
+    (work / "result.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=REPO / "datasets" / "moving_digits_motion")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--families", nargs="*", default=list(FAMILIES), choices=list(FAMILIES))
+    parser.add_argument("--budget", type=float, default=300.0, help="training seconds per family (approximate)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    results_file = args.out / "results.json"
+    results = json.loads(results_file.read_text()) if results_file.is_file() else {}
+    for name in args.families:
+        results[name] = run_family(name, args.data, args.out, args.budget, args.batch_size)
+        results_file.write_text(json.dumps(results, indent=1))
+        r = results[name]
+        print(json.dumps(r), flush=True)
+    num_test = len(json.loads((args.data / "dataset.json").read_text())["test"])
+    print(f"\n{num_test} test clips; chance 1/8 = 0.125\n")
+    print("| family | params | clip x clips | epochs | train time | test accuracy | test ROC AUC |")
+    print("|---|---|---|---|---|---|---|")
+    for r in results.values():
+        print(f"| {r['family']} | {r['params']:,} | {r['clip_frames']} x {r['num_clips']} | {r['epochs']} | "
+              f"{r['train_seconds'] / 60:.1f} min | {r['test_accuracy']:.4f} | {r['test_auc']:.4f} |")
+
+
+if __name__ == "__main__":
+    main()
