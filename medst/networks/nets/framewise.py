@@ -56,10 +56,13 @@ class FramewiseClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != self.spatial_dims + 2:
             raise ValueError(f"expected (B, C, T, *frame) with {self.spatial_dims} axes after the channel, got shape "
-                             f"{tuple(x.shape)}.")
+                             f"{list(x.shape)}.")
         b, t = x.shape[0], x.shape[2]
         frames = x.transpose(1, 2).flatten(0, 1)  # (B * T, C, *frame)
-        return self.frame_net(frames).reshape(b, t, -1).mean(1)
+        logits = self.frame_net(frames)
+        if not isinstance(logits, torch.Tensor):
+            raise ValueError("the frame network returned features, not logits: build it with features_only=False.")
+        return logits.reshape(b, t, -1).mean(1)
 
 
 @register_network(
