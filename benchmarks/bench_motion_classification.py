@@ -15,7 +15,8 @@ Usage (after ``python data_scripts/moving_digits_motion_classification.py --outp
 
 Writes ``<out>/<family>/ckpt/model.pt``, ``<out>/<family>/eval/`` (metrics, confusion matrix) and
 ``<out>/results.json``; prints a Markdown table. ``--diagnose`` evaluates the trained families again, with one clip
-instead of several, and on the test clips played backwards (each motion's opposite is its time reversal: a network
+instead of several (a single-frame network also on all 16 frames, their scores averaged), and on the test clips
+played backwards (each motion's opposite is its time reversal: a network
 that reads the motion's direction then answers the opposite class), into ``<out>/<family>/diag.json``.
 """
 
@@ -127,7 +128,10 @@ def diagnose(name: str, data: Path, out: Path) -> dict:
     loads = ConfigParser.load_config_files(_configs("train"))["load_transforms"]
     flip = {"_target_": "medst.transforms.RandTemporalFlipd", "keys": "image", "prob": 1.0}
     result = {}
-    for tag, extra in (("one_clip", {"validate#inferer#num_clips": 1}), ("reversed", {"load_transforms": [*loads, flip]})):
+    runs = [("one_clip", {"validate#inferer#num_clips": 1}), ("reversed", {"load_transforms": [*loads, flip]})]
+    if clip_frames == 1:  # the single-frame network on every frame, their scores averaged: order ignored
+        runs.append(("all_frames", {"validate#inferer#num_clips": 16}))
+    for tag, extra in runs:
         folder = work / f"eval_{tag}"
         wf = run_workflow(_configs("train", "evaluate"), "train", **base, **extra, output_dir=str(folder))
         metrics = wf.parser.get_parsed_content("validate#evaluator").state.metrics
