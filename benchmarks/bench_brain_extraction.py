@@ -56,9 +56,11 @@ def score(pred: np.ndarray, ref: np.ndarray, spacing) -> tuple[float, float]:
     return dice, hd95
 
 
-def run_bundle(scan: Path, out_dir: Path, extra: list[str]) -> tuple[Path, float]:
-    """The bundle's inference.json through ``python -m monai.bundle run``; (mask path, wall seconds)."""
-    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(BUNDLE / "configs" / "inference.json"),
+def run_bundle(scan: Path, out_dir: Path, extra: list[str], configs: list[str] | None = None) -> tuple[Path, float]:
+    """The bundle's inference.json (with ``configs`` merged over it) through ``python -m monai.bundle run``;
+    (mask path, wall seconds)."""
+    files = [str(BUNDLE / "configs" / "inference.json"), *(configs or [])]
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(files) if configs else files[0],
            "--bundle_root", str(BUNDLE), "--datalist", f"['{scan}']", "--output_dir", str(out_dir),
            "--overlay", "False", *extra]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
@@ -92,6 +94,8 @@ def main() -> None:
     p.add_argument("--head", nargs=2, action="append", metavar=("SCAN", "MASK"), help="a test head and its mask")
     p.add_argument("--ablation", action="store_true", help="also run the bundle without its atlas prior")
     p.add_argument("--no-robex", action="store_true", help="leave ROBEX out")
+    p.add_argument("--config", action="append", default=[], help="a config file merged over inference.json")
+    p.add_argument("--ckpt", help="weights to run instead of models/model.pt")
     args = p.parse_args()
 
     heads = [(Path(s), Path(m), "mask") for s, m in args.head or []]
@@ -99,7 +103,9 @@ def main() -> None:
         heads = [(BUNDLE / "sample" / "itk_kmeanstest_t1.nii.gz",
                   BUNDLE / "sample" / "itk_kmeanstest_t1_brain_mask.nii.gz", "mask"),
                  (sample_file("mni152_t1"), sample_file("mni152_t1"), "nonzero region")]
-    variants = [("medst", [])] + ([("medst, no atlas prior", ["--atlas_prior", "False"])] if args.ablation else [])
+    base = ["--ckpt_path", str(Path(args.ckpt).resolve())] if args.ckpt else []
+    variants = [("medst", base)] + ([("medst, no atlas prior", [*base, "--atlas_prior", "False"])] if args.ablation else [])
+    configs = [str(Path(c).resolve()) for c in args.config]
     rows = []
     print(machine_line())
     with tempfile.TemporaryDirectory(prefix="bench_brain_") as tmp:
@@ -108,7 +114,7 @@ def main() -> None:
             spacing = img.header.get_zooms()[:3]
             shape = tuple(int(n) for n in img.shape[:3])
             ref = _mask(ref_path, shape)
-            runs = [(name, lambda d, e=extra: run_bundle(scan, d, e)) for name, extra in variants]
+            runs = [(name, lambda d, e=extra: run_bundle(scan, d, e, configs)) for name, extra in variants]
             if not args.no_robex:
                 runs.append(("ROBEX 1.2", lambda d: run_robex(scan, d)))
             for name, fn in runs:

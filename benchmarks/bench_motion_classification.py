@@ -53,6 +53,13 @@ FAMILIES: dict[str, tuple[dict, int, int, str]] = {
                  "R(2+1)D (factorised convs)"),
     "ir_csn": (dict(_VRN, block="bottleneck", conv_kinds=["ir"] * 4, stem="pool", widths=[8, 16, 32, 64]), 8, 3,
                "ir-CSN (bottleneck, depthwise 3x3x3)"),
+    # h-cls-nets' clip classifiers at their small presets (registered names)
+    "lrcn": ({"_target_": "medst.networks.create_network", "name": "lrcn_small", "in_channels": 1, "out_channels": 8},
+             8, 3, "LRCN (Donahue 2015): a 2D CNN per frame, an LSTM"),
+    "r2plus1d_bert": ({"_target_": "medst.networks.create_network", "name": "r2plus1d_bert_small", "in_channels": 1,
+                       "out_channels": 8}, 8, 3, "R(2+1)D-BERT (Kalfaoglu 2020): a BERT block instead of pooling"),
+    "stam": ({"_target_": "medst.networks.create_network", "name": "stam_small", "in_channels": 1, "out_channels": 8,
+              "img_size": 64, "num_frames": 8}, 8, 3, "STAM (Sharir 2021): a ViT per frame, a temporal transformer"),
     "dilated3d": ({"_target_": "medst.networks.nets.DilatedClassifier", "spatial_dims": 3, "in_channels": 1,
                    "out_channels": 8, "channels": [16, 32, 64, 128], "dilations": [1, 2, 4, 2], "dropout": 0.2},
                   8, 3, "dilated 3D CNN (Wang 2019), the clip as a volume"),

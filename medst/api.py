@@ -60,6 +60,7 @@ __all__ = [
     "PredictError",
     "load_bundle",
     "load_weights",
+    "widen_input_channels",
     "bundle_info",
     "find_bundles",
     "default_bundles_dir",
@@ -196,6 +197,39 @@ def load_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if all(k.startswith("module.") for k in state):
         state = {k[len("module.") :]: v for k, v in state.items()}
     return state
+
+
+def widen_input_channels(state: Mapping[str, Any], network: Any) -> dict[str, Any]:
+    """Fit ``state`` (weights of a network with fewer input channels) to ``network``, to fine-tune with new inputs.
+
+    Each weight whose shape differs from ``network``'s only by more channels on axis 1 (the input convolutions)
+    keeps its trained channels and gets zeros for the new ones, so the widened network computes what the trained
+    one did, whatever the new channels hold, until training changes those weights. Other tensors must match.
+
+    Raises:
+        ValueError: a tensor differs in another way, or keys are missing or unexpected.
+    """
+    own = network.state_dict()
+    if missing := sorted(set(own) - set(state)) + sorted(set(state) - set(own)):
+        raise ValueError(f"widen_input_channels: keys do not match the network: {missing[:5]}")
+    out = {}
+    for key, value in state.items():
+        target = own[key]
+        if value.shape == target.shape:
+            out[key] = value
+            continue
+        same_but_1 = value.ndim == target.ndim >= 2 and all(
+            a == b for i, (a, b) in enumerate(zip(value.shape, target.shape)) if i != 1
+        )
+        if not same_but_1 or value.shape[1] > target.shape[1]:
+            raise ValueError(
+                f"widen_input_channels: {key} is {tuple(value.shape)}, the network's is {tuple(target.shape)}; only "
+                "more input channels (axis 1) can be added"
+            )
+        wide = value.new_zeros(target.shape)
+        wide[:, : value.shape[1]] = value
+        out[key] = wide
+    return out
 
 
 def _is_array(x: Any) -> bool:

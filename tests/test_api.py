@@ -785,3 +785,23 @@ def test_a_nan_voxel_is_refused_at_inference(name, tmp_path):
     chain = error_chain(info.value)
     assert any("nan_scan.nii.gz" in line and "NaN" in line for line in chain), chain
     assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file() and not p.name.startswith(".")]
+
+
+def test_widen_input_channels_keeps_the_trained_network_and_zeroes_the_new_channels():
+    from medst.api import widen_input_channels
+    from medst.networks import create_network
+
+    torch.manual_seed(0)
+    kwargs = dict(out_channels=2, img_size=(16, 16, 16), feature_size=4, hidden_size=24, mlp_dim=48, num_heads=2)
+    one = create_network("unetr_small", in_channels=1, **kwargs).eval()
+    two = create_network("unetr_small", in_channels=2, **kwargs).eval()
+    two.load_state_dict(widen_input_channels(one.state_dict(), two))
+    x = torch.rand(1, 1, 16, 16, 16)
+    with torch.no_grad():
+        ref = one(x)
+        for extra in (torch.zeros_like(x), torch.rand_like(x)):
+            torch.testing.assert_close(two(torch.cat([x, extra], 1)), ref)
+    with pytest.raises(ValueError, match="only\nmore input channels|only more input channels"):
+        widen_input_channels(two.state_dict(), one)
+    with pytest.raises(ValueError, match="keys do not match"):
+        widen_input_channels({"nonsense": torch.zeros(1)}, one)

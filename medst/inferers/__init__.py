@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .inferer import AutocastInferer, MultiClipInferer, StreamingInferer, VolumeInferer
+from .inferer import AtlasPriorInferer, AutocastInferer, MultiClipInferer, StreamingInferer, VolumeInferer
 from .utils import (
     CLIP_AVERAGES,
     OUTPUTS,
@@ -20,6 +20,7 @@ from .utils import (
 )
 
 __all__ = [
+    "AtlasPriorInferer",
     "AutocastInferer",
     "CLIP_AVERAGES",
     "MultiClipInferer",

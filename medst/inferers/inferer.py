@@ -24,7 +24,7 @@ from .utils import (
     stream_sequence,
 )
 
-__all__ = ["VolumeInferer", "StreamingInferer", "AutocastInferer", "MultiClipInferer"]
+__all__ = ["VolumeInferer", "StreamingInferer", "AutocastInferer", "AtlasPriorInferer", "MultiClipInferer"]
 
 
 def _default_sw_device(sw_device: torch.device | str | None) -> torch.device | str | None:
@@ -355,3 +355,53 @@ class MultiClipInferer(Inferer):
             inputs, lambda x: network(x, *args, **kwargs), self.clip_frames, self.num_clips, self.axis,
             self.average, self.clip_batch_size,
         )
+
+
+class AtlasPriorInferer(Inferer):
+    """Inference for a network whose last input channel is a registered atlas brain mask (a shape prior).
+
+    The atlas (:class:`medst.transforms.AtlasMaskPrior`'s head and brain mask) is registered to each scan of the
+    batch, and the warped mask is appended to the scan's channels before ``inferer`` runs the network. When the
+    prior tries two atlases (the whole head and the head masked to its brain, for inputs that may already be
+    skull-stripped), a first pass runs the network with the constant "no prior" channel (``unknown_value``, as the
+    network saw it in training, see :class:`medst.transforms.RandSimulatedPrior`), and the atlas whose warped mask
+    agrees best with that first answer is used for the second pass, whose output is returned.
+
+    Args:
+        inferer: runs the network on the widened input (a :class:`VolumeInferer`, or any MONAI ``Inferer``).
+        prior: a :class:`medst.transforms.AtlasMaskPrior` (its registration settings and atlases are used).
+        unknown_value: the "no prior" channel value of the first pass.
+        label: the brain channel of the network's output (for the first pass's mask).
+
+    Inputs are (B, C, X, Y, Z) MetaTensors with their affines (the registration needs the scans' geometry).
+    """
+
+    def __init__(self, inferer: Inferer, prior: Any, unknown_value: float = 0.5, label: int = 1) -> None:
+        super().__init__()
+        if not callable(inferer):
+            raise TypeError(f"AtlasPriorInferer: inferer must be callable, got {type(inferer).__name__}")
+        self.inferer, self.prior = inferer, prior
+        self.unknown_value, self.label = float(unknown_value), int(label)
+
+    def _item(self, inputs: torch.Tensor, i: int) -> MetaTensor:
+        if not isinstance(inputs, MetaTensor):
+            raise TypeError("AtlasPriorInferer: inputs must be a MetaTensor with the scans' affines (LoadImaged keeps it)")
+        affine = inputs.affine
+        affine = affine[i] if affine.ndim == 3 else affine
+        return MetaTensor(inputs[i].as_tensor(), affine=affine)
+
+    def __call__(self, inputs: torch.Tensor, network: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """The network's output for ``inputs`` widened by the warped atlas mask (see the class docstring)."""
+        if inputs.ndim != 5:
+            raise ValueError(f"AtlasPriorInferer: inputs must be (B, C, X, Y, Z), got shape {tuple(inputs.shape)}")
+        references: list[Any] = [None] * inputs.shape[0]
+        if len(self.prior.atlases()) > 1:
+            unknown = torch.full_like(inputs[:, :1], self.unknown_value)
+            first = self.inferer(torch.cat([inputs, unknown], 1), network, *args, **kwargs)
+            references = list((first.argmax(1) == self.label).cpu().numpy())
+        priors = [
+            torch.as_tensor(self.prior.warped_mask(self._item(inputs, i), reference=ref), dtype=inputs.dtype)
+            for i, ref in enumerate(references)
+        ]
+        widened = torch.cat([inputs, torch.stack(priors)[:, None].to(inputs.device)], 1)
+        return self.inferer(widened, network, *args, **kwargs)

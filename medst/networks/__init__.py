@@ -1,6 +1,7 @@
 """medst.networks: recurrent, dilated, transformer and video networks, and a registry of named builders.
 
-``create_network(name, **kwargs)`` builds a registered network; ``list_networks()`` lists the names.
+``create_network(name, **kwargs)`` builds a registered network; ``list_networks()`` lists the names;
+``load_pretrained(net, path)`` loads a published video backbone converted by ``scripts/convert_video_weights.py``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,13 @@ from .inference import (
     cpu_has_native_bf16,
     optimize_for_inference,
     resolve_precision,
+)
+from .pretrained import (
+    PUBLISHED_CHECKPOINTS,
+    adapt_input_conv,
+    convert_checkpoint,
+    convert_video_state_dict,
+    load_pretrained,
 )
 from .registry import NetworkEntry, create_network, get_network_entry, list_networks, register_network
 
@@ -30,4 +38,9 @@ __all__ = [
     "PRECISIONS",
     "cpu_has_native_bf16",
     "AutocastInference",
+    "PUBLISHED_CHECKPOINTS",
+    "adapt_input_conv",
+    "convert_checkpoint",
+    "convert_video_state_dict",
+    "load_pretrained",
 ]

@@ -10,6 +10,8 @@
   brain mask (brain extraction on heads unlike the training ones).
 - :mod:`.stream`: for inputs read chunk by chunk (:class:`medst.data.ChunkDataset`): NormalizeSeriesIntensity(d),
   SaveVideoChunksd, SaveNiftiChunksd; and Overlay(d), a label map drawn over its image (MONAI's blend_images).
+- :mod:`.motion`: OpticalFlow / OpticalFlowd (OpenCV Farneback flow between consecutive frames) and StackFlow /
+  StackFlowd (frames and L stacked flows on the channel axis: the two-stream networks' input).
 - :mod:`.classification`: SaveClassification / SaveClassificationd: class probabilities as a CSV row per input
   (read back with read_classification_csv).
 - :mod:`.io`: LoadVideoClip / LoadVideoClipd: a (random) training clip of a long video, decoding only the clip.
@@ -23,6 +25,8 @@ from .intensity import *  # noqa: F401,F403
 from .intensity import __all__ as _intensity_all
 from .io import *  # noqa: F401,F403
 from .io import __all__ as _io_all
+from .motion import *  # noqa: F401,F403
+from .motion import __all__ as _motion_all
 from .prior import *  # noqa: F401,F403
 from .prior import __all__ as _prior_all
 from .stream import *  # noqa: F401,F403
@@ -32,4 +36,7 @@ from .temporal import __all__ as _temporal_all
 from .utility import *  # noqa: F401,F403
 from .utility import __all__ as _utility_all
 
-__all__ = [*_temporal_all, *_utility_all, *_io_all, *_intensity_all, *_prior_all, *_stream_all, *_classification_all]
+__all__ = [
+    *_temporal_all, *_utility_all, *_io_all, *_intensity_all, *_prior_all, *_stream_all, *_motion_all,
+    *_classification_all,
+]

@@ -11,6 +11,7 @@ from .prednet import PredNet
 from .dilated import DilatedClassifier, DilatedResidualBlock, DilatedSegNet
 from .recurrent_segnet import RecurrentSegNet
 from .unetr import UNETR
+from .video_classifiers import LRCN, STAM, FrameCNN, R2Plus1DBERT, TwoStreamFusion
 from .video_resnet import C3D, VideoResNet, VideoSegNet
 
 __all__ = [
@@ -30,4 +31,9 @@ __all__ = [
     "VideoResNet",
     "VideoSegNet",
     "FramewiseClassifier",
+    "FrameCNN",
+    "LRCN",
+    "TwoStreamFusion",
+    "R2Plus1DBERT",
+    "STAM",
 ]

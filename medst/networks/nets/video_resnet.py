@@ -88,11 +88,13 @@ def _shortcut_stride(kind: str, stride: int) -> tuple[int, int, int]:
 class _BasicBlock(nn.Module):
     expansion = 1
 
-    def __init__(self, kind: str, in_planes: int, planes: int, stride: int) -> None:
+    def __init__(self, kind: str, in_planes: int, planes: int, stride: int, midplanes: str = "shared") -> None:
         super().__init__()
-        mid = r2plus1d_midplanes(in_planes, planes)  # both convs share it, as in torchvision's R(2+1)D
+        mid = r2plus1d_midplanes(in_planes, planes)
+        # "shared": conv2 reuses conv1's mid-planes (torchvision); "per_conv": its own (Caffe2 / VMZ, the paper's rule)
+        mid2 = mid if midplanes == "shared" else r2plus1d_midplanes(planes, planes)
         self.conv1 = nn.Sequential(conv_builder(kind, in_planes, planes, mid, stride), nn.BatchNorm3d(planes), nn.ReLU(inplace=True))
-        self.conv2 = nn.Sequential(conv_builder(kind, planes, planes, mid, 1), nn.BatchNorm3d(planes))
+        self.conv2 = nn.Sequential(conv_builder(kind, planes, planes, mid2, 1), nn.BatchNorm3d(planes))
         self.shortcut = _make_shortcut(kind, in_planes, planes, stride)
         self.relu = nn.ReLU(inplace=True)
 
@@ -103,7 +105,7 @@ class _BasicBlock(nn.Module):
 class _Bottleneck(nn.Module):
     expansion = 4
 
-    def __init__(self, kind: str, in_planes: int, planes: int, stride: int) -> None:
+    def __init__(self, kind: str, in_planes: int, planes: int, stride: int, midplanes: str = "shared") -> None:
         super().__init__()
         mid = r2plus1d_midplanes(in_planes, planes)
         out = planes * 4
@@ -170,6 +172,10 @@ class VideoResNet(nn.Module):
         dropout: dropout before the classifier.
         features_only: forward returns the list of feature maps (stem, stage 1..4) instead of logits, for use as
             the encoder of a segmentation network.
+        midplanes: mid-plane rule of a basic block's two (2+1)D convs: ``"shared"`` (both use
+            ``M(in, out)``, as torchvision's R(2+1)D-18 and its Kinetics weights) or ``"per_conv"`` (the second conv
+            uses ``M(out, out)``, as the paper's Caffe2 models and the VMZ / IG-65M R(2+1)D-34 weights). The two
+            differ only in the first block of stages 2-4.
 
     Shapes: (B, C, T, H, W) -> logits (B, K); features: (B, c_i, T_i, H_i, W_i), ``feature_channels`` lists c_i.
     Stage 1 keeps the stem's resolution; stages 2-4 halve T (except MC's 2D stages), H and W.
@@ -192,8 +198,11 @@ class VideoResNet(nn.Module):
         widths: Sequence[int] = (64, 128, 256, 512),
         dropout: float = 0.0,
         features_only: bool = False,
+        midplanes: str = "shared",
     ) -> None:
         super().__init__()
+        if midplanes not in ("shared", "per_conv"):
+            raise ValueError(f"midplanes must be 'shared' (torchvision) or 'per_conv' (Caffe2 / VMZ), got {midplanes!r}.")
         if spatial_dims != 3:
             raise ValueError(f"video networks see a video (T, H, W) as a volume: spatial_dims must be 3, got {spatial_dims}.")
         if block not in ("basic", "bottleneck"):
@@ -210,7 +219,7 @@ class VideoResNet(nn.Module):
         for i, (n, kind, w) in enumerate(zip(layers, conv_kinds, widths)):
             blocks = []
             for j in range(n):
-                blocks.append(block_cls(kind, c, w, 2 if (i > 0 and j == 0) else 1))
+                blocks.append(block_cls(kind, c, w, 2 if (i > 0 and j == 0) else 1, midplanes))
                 c = w * block_cls.expansion
             stages.append(nn.Sequential(*blocks))
             feature_channels.append(c)
@@ -409,8 +418,8 @@ def r2plus1d_18(**kwargs: Any) -> VideoResNet:
 
 @register_network(**_EX)
 def r2plus1d_34(**kwargs: Any) -> VideoResNet:
-    """R(2+1)D-34 (Tran 2018): basic blocks (3, 4, 6, 3)."""
-    return _vrn(dict(layers=(3, 4, 6, 3), conv_kinds=("2plus1d",) * 4, stem="r2plus1d"), kwargs)
+    """R(2+1)D-34 (Tran 2018): basic blocks (3, 4, 6, 3), per-conv mid-planes as the VMZ / IG-65M weights."""
+    return _vrn(dict(layers=(3, 4, 6, 3), conv_kinds=("2plus1d",) * 4, stem="r2plus1d", midplanes="per_conv"), kwargs)
 
 
 # CSN: depthwise 3D convs are slow on CPUs; the tests use one block per stage

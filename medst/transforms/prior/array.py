@@ -17,20 +17,26 @@ grid): about half a second a head on a 2-core CPU.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from monai.config import NdarrayOrTensor
 from monai.data import MetaTensor
-from monai.transforms import Transform
+from monai.transforms import Randomizable, Transform
 from monai.utils import TransformBackends
 
-__all__ = ["AtlasMaskPrior", "register_atlas_mask", "to_sitk_image"]
+__all__ = ["AtlasMaskPrior", "RandSimulatedPrior", "register_atlas_mask", "to_sitk_image"]
 
 logger = logging.getLogger(__name__)
+
+# the registrations of the last scans (see AtlasMaskPrior._registered)
+_REGISTERED: OrderedDict[tuple, list[tuple[str, np.ndarray]]] = OrderedDict()
 
 # RAS (MONAI, nibabel) to LPS (ITK): negate the first two world axes
 _RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -203,6 +209,28 @@ class AtlasMaskPrior(Transform):
                 self._atlases.append(("brain", brain, mask))
         return self._atlases
 
+    def _registered(self, data: np.ndarray, affine: np.ndarray) -> list[tuple[str, np.ndarray]]:
+        """(atlas name, warped mask) for each atlas on the scan ``data`` (X, Y, Z) with ``affine``; the last two
+        scans' registrations are kept, so a network that takes the prior as an input and a post-processing step
+        that bounds its answer by it (or two passes of one network) register each scan once."""
+        digest = hashlib.sha1(np.ascontiguousarray(data, dtype=np.float32).tobytes())
+        digest.update(np.ascontiguousarray(affine, dtype=np.float64).tobytes())
+        key = (digest.hexdigest(), data.shape, self.registration_spacing, self.seed, self.deformable_grid_mm,
+               self.skull_stripped_atlas, str(self.atlas_image), str(self.atlas_mask))
+        if key in _REGISTERED:
+            _REGISTERED.move_to_end(key)
+            return _REGISTERED[key]
+        fixed = to_sitk_image(data, affine)
+        result = [
+            (name, register_atlas_mask(fixed, head, mask, self.registration_spacing, self.seed,
+                                       self.deformable_grid_mm) > 0.5)
+            for name, head, mask in self.atlases()
+        ]
+        _REGISTERED[key] = result
+        while len(_REGISTERED) > 2:
+            _REGISTERED.popitem(last=False)
+        return result
+
     def warped_mask(self, image: NdarrayOrTensor, reference: np.ndarray | None = None) -> np.ndarray:
         """The warped atlas mask (bool, ``image``'s spatial grid); with several atlases, the one closest (Dice) to
         ``reference`` (the network's brain mask)."""
@@ -210,17 +238,14 @@ class AtlasMaskPrior(Transform):
         data = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
         if data.ndim != 4 or data.shape[0] < 1:
             raise ValueError(f"AtlasMaskPrior: image must be channel-first (C, X, Y, Z), got shape {data.shape}")
-        fixed = to_sitk_image(data[0], affine)
         best, best_dice, best_name = None, -1.0, ""
-        for name, head, mask in self.atlases():
-            warped = register_atlas_mask(fixed, head, mask, self.registration_spacing, self.seed,
-                                         self.deformable_grid_mm) > 0.5
+        for name, warped in self._registered(data[0], affine):
             dice = _dice(warped, reference) if reference is not None else 0.0
             logger.debug("atlas %s: Dice with the network's mask %.4f", name, dice)
             if best is None or dice > best_dice:
                 best, best_dice, best_name = warped, dice, name
         logger.info("atlas prior: %s atlas (Dice with the network's mask %.3f)", best_name, best_dice)
-        return best
+        return best.copy()
 
     def __call__(self, labels: NdarrayOrTensor, image: NdarrayOrTensor) -> NdarrayOrTensor:
         """
@@ -260,3 +285,90 @@ class AtlasMaskPrior(Transform):
             return result
         return out
 
+
+
+class RandSimulatedPrior(Randomizable, Transform):
+    """A brain mask as an affine atlas registration would give it, simulated from the true mask for training a
+    network that takes the registered atlas mask as a second input channel (:class:`AtlasPriorInferer`).
+
+    An affine registration of an atlas head lands the atlas's brain border a few millimetres from the subject's,
+    by a small global misalignment and by the difference of the two brains' shapes. Both are drawn here: a random
+    affine (rotation, scaling, translation about the volume centre) and a smooth random elastic deformation of the
+    mask, which is then thresholded at one half, so the simulated prior is binary like a registered one. With
+    probability ``prob_unknown`` the prior is a constant ``unknown_value`` instead: the network also learns to work
+    with no prior, which is what the first of :class:`AtlasPriorInferer`'s two passes gives it.
+
+    Args:
+        rotate_deg: largest rotation about each axis (degrees).
+        scale: largest relative scaling per axis.
+        translate_vox: largest translation per axis (voxels).
+        elastic_sigma: smoothing of the elastic displacement field (voxels): the size of the shape differences.
+        elastic_magnitude: multiplier of the smoothed displacement (MONAI's ``Rand3DElastic`` magnitude range).
+        prob_unknown: probability of the constant "no prior" channel.
+        unknown_value: its value.
+        grid_factor: the warp runs on a grid this many times coarser (the mask average-pooled, warped, then
+            interpolated back): the deformation is smooth, and this makes it about ``grid_factor ** 3`` times
+            cheaper. The translation is still given in full-resolution voxels.
+
+    Example::
+
+        prior = RandSimulatedPrior()(label)   # (1, X, Y, Z) float32 in {0, 1} (or all unknown_value)
+    """
+
+    backend = [TransformBackends.TORCH]
+
+    def __init__(
+        self,
+        rotate_deg: float = 4.0,
+        scale: float = 0.04,
+        translate_vox: float = 1.5,
+        elastic_sigma: tuple[float, float] = (6.0, 9.0),
+        elastic_magnitude: tuple[float, float] = (0.0, 400.0),
+        prob_unknown: float = 0.2,
+        unknown_value: float = 0.5,
+        grid_factor: int = 2,
+    ) -> None:
+        from monai.transforms import Rand3DElastic
+
+        if not 0.0 <= prob_unknown <= 1.0:
+            raise ValueError(f"prob_unknown must be in [0, 1], got {prob_unknown}")
+        if min(rotate_deg, scale, translate_vox) < 0:
+            raise ValueError(f"rotate_deg, scale and translate_vox must be >= 0, got {rotate_deg}, {scale}, {translate_vox}")
+        if int(grid_factor) < 1:
+            raise ValueError(f"grid_factor must be >= 1, got {grid_factor}")
+        self.prob_unknown, self.unknown_value = float(prob_unknown), float(unknown_value)
+        self.grid_factor = f = int(grid_factor)
+        r = float(np.deg2rad(rotate_deg))
+        self.warp = Rand3DElastic(
+            sigma_range=tuple(s / f for s in elastic_sigma), magnitude_range=tuple(m / f**2.5 for m in elastic_magnitude),  # smoothed noise: std ~ sigma^-1.5
+            prob=1.0, rotate_range=(r, r, r), scale_range=(scale,) * 3, translate_range=(translate_vox / f,) * 3,
+            mode="bilinear", padding_mode="zeros",
+        )
+        self._unknown = False
+
+    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
+        super().set_random_state(seed, state)
+        self.warp.set_random_state(seed, state)
+        return self
+
+    def randomize(self, data: Any = None) -> None:
+        self._unknown = self.R.rand() < self.prob_unknown
+
+    def __call__(self, label: NdarrayOrTensor) -> torch.Tensor:
+        """``label``: (1, X, Y, Z), nonzero = brain. Returns a float32 tensor of the same shape (and metadata)."""
+        if label.ndim != 4 or label.shape[0] != 1:
+            raise ValueError(f"RandSimulatedPrior: label must be (1, X, Y, Z), got shape {tuple(label.shape)}")
+        self.randomize()
+        mask = torch.as_tensor(label).float().gt(0).float()
+        if self._unknown:
+            out = torch.full_like(mask, self.unknown_value)
+        else:
+            f = self.grid_factor
+            coarse = F.avg_pool3d(mask[None], f, ceil_mode=True)[0] if f > 1 else mask
+            warped = torch.as_tensor(self.warp(coarse, randomize=True)).float()
+            if f > 1:
+                warped = F.interpolate(warped[None], size=mask.shape[1:], mode="trilinear", align_corners=False)[0]
+            out = warped.gt(0.5).float()
+        if isinstance(label, MetaTensor):
+            out = MetaTensor(out.as_tensor() if isinstance(out, MetaTensor) else out, meta=label.meta)
+        return out

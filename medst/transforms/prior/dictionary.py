@@ -7,11 +7,11 @@ from collections.abc import Hashable, Mapping
 from typing import Any
 
 from monai.config import KeysCollection
-from monai.transforms import MapTransform
+from monai.transforms import MapTransform, Randomizable
 
-from .array import AtlasMaskPrior
+from .array import AtlasMaskPrior, RandSimulatedPrior
 
-__all__ = ["AtlasMaskPriord"]
+__all__ = ["AtlasMaskPriord", "RandSimulatedPriord"]
 
 
 class AtlasMaskPriord(MapTransform):
@@ -53,4 +53,34 @@ class AtlasMaskPriord(MapTransform):
             raise KeyError(f"AtlasMaskPriord: image_key {self.image_key!r} is not in the data (keys: {list(d)})")
         for key in self.key_iterator(d):
             d[key] = self.prior(d[key], d[self.image_key])
+        return d
+
+
+class RandSimulatedPriord(Randomizable, MapTransform):
+    """Dictionary :class:`~medst.transforms.RandSimulatedPrior`: a simulated registered brain mask drawn from the
+    true mask in ``keys`` (one label key), written to ``prior_key``. Put it in the random part of a training chain,
+    before the crops and the spatial augmentation (add ``prior_key`` to their keys, with bilinear or nearest
+    interpolation), and concatenate it to the image after the intensity augmentation (``ConcatItemsd``), so the
+    prior moves with the image but keeps its values.
+    """
+
+    backend = RandSimulatedPrior.backend
+
+    def __init__(self, keys: KeysCollection, prior_key: str = "prior", allow_missing_keys: bool = False,
+                 **kwargs: Any) -> None:
+        super().__init__(keys, allow_missing_keys)
+        if len(self.keys) != 1:
+            raise ValueError(f"RandSimulatedPriord: give one label key, got {self.keys}")
+        self.prior_key = prior_key
+        self.simulate = RandSimulatedPrior(**kwargs)
+
+    def set_random_state(self, seed: int | None = None, state: Any = None) -> RandSimulatedPriord:
+        super().set_random_state(seed, state)
+        self.simulate.set_random_state(seed, state)
+        return self
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[self.prior_key] = self.simulate(d[key])
         return d

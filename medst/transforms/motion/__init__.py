@@ -1,0 +1,10 @@
+"""Motion transforms: dense optical flow between consecutive frames, and the flow stacked with the frames."""
+
+from __future__ import annotations
+
+from .array import *  # noqa: F401,F403
+from .array import __all__ as _array_all
+from .dictionary import *  # noqa: F401,F403
+from .dictionary import __all__ as _dict_all
+
+__all__ = [*_array_all, *_dict_all]
