@@ -60,24 +60,43 @@ FAMILIES: dict[str, tuple[dict, int, int, str]] = {
                        "out_channels": 8}, 8, 3, "R(2+1)D-BERT (Kalfaoglu 2020): a BERT block instead of pooling"),
     "stam": ({"_target_": "medst.networks.create_network", "name": "stam_small", "in_channels": 1, "out_channels": 8,
               "img_size": 64, "num_frames": 8}, 8, 3, "STAM (Sharir 2021): a ViT per frame, a temporal transformer"),
+    "two_stream": ({"_target_": "medst.networks.create_network", "name": "two_stream_fusion_small", "in_channels": 1,
+                    "out_channels": 8, "flow_channels": 4}, 8, 3,
+                   "two-stream fusion (Feichtenhofer 2016): frames + 2 stacked Farneback flows, 3D conv fusion"),
     "dilated3d": ({"_target_": "medst.networks.nets.DilatedClassifier", "spatial_dims": 3, "in_channels": 1,
                    "out_channels": 8, "channels": [16, 32, 64, 128], "dilations": [1, 2, 4, 2], "dropout": 0.2},
                   8, 3, "dilated 3D CNN (Wang 2019), the clip as a volume"),
 }
 
 
+#: Two-stream's input: the frames (scaled to [0, 1]) and L = 2 stacked optical flows
+#: (OpenCV Farneback between consecutive frames) on the channel axis, (1 + 2L, T - L, H, W), computed once per video
+#: before the clips are cut (a clip of 8 steps holds 8 frames and the flows after each).
+def _load_transforms(name: str) -> list | None:
+    if name != "two_stream":
+        return None
+    from monai.bundle import ConfigParser
+
+    loads = ConfigParser.load_config_files(_configs("train"))["load_transforms"]
+    flow = [{"_target_": "medst.transforms.OpticalFlowd", "keys": "image", "intensity_range": [0.0, 1.0]},
+            {"_target_": "medst.transforms.StackFlowd", "keys": "image", "num_flows": 2},
+            {"_target_": "DeleteItemsd", "keys": "image_flow"}]
+    return [*loads[:-1], *flow, loads[-1]]  # after ScaleIntensityRanged, before EnsureTyped
+
+
 def _configs(*names: str) -> list[str]:
     return [str(BUNDLE / "configs" / f"{n}.json") for n in names]
 
 
-def seconds_per_iteration(network_def: dict, clip_frames: int, batch_size: int, runs: int = 4) -> float:
+def seconds_per_iteration(network_def: dict, clip_frames: int, batch_size: int, runs: int = 4, in_channels: int = 1
+                          ) -> float:
     """Median CPU seconds (this process) of one training step (forward, backward, AdamW) on a random batch of
     clips."""
     from monai.bundle import ConfigParser
 
     net = ConfigParser({"net": network_def}).get_parsed_content("net")
     opt = torch.optim.AdamW(net.parameters(), 1e-3)
-    x = torch.rand(batch_size, 1, clip_frames, 64, 64)
+    x = torch.rand(batch_size, in_channels, clip_frames, 64, 64)
     y = torch.randint(0, 8, (batch_size,))
     times = []
     for _ in range(runs + 1):
@@ -94,12 +113,15 @@ def run_family(name: str, data: Path, out: Path, budget: float, batch_size: int)
     network_def, clip_frames, num_clips, what = FAMILIES[name]
     work = out / name
     num_train = len(json.loads((data / "dataset.json").read_text())["training"])
-    per_iter = seconds_per_iteration(network_def, clip_frames, batch_size)
+    per_iter = seconds_per_iteration(network_def, clip_frames, batch_size,
+                                     in_channels=1 + int(network_def.get("flow_channels", 0)))
     iters_per_epoch = -(-num_train // batch_size)
     epochs = int(max(1, min(40, round(budget / (per_iter * iters_per_epoch)))))
     overrides = dict(bundle_root=str(BUNDLE), dataset_dir=str(data), ckpt_dir=str(work / "ckpt"),
                      output_dir=str(work / "eval"), network_def=network_def, clip_frames=clip_frames,
                      num_clips=num_clips, epochs=epochs, val_interval=epochs, batch_size=batch_size)
+    if _load_transforms(name) is not None:
+        overrides["load_transforms"] = _load_transforms(name)
     print(f"{name}: {per_iter:.3f} CPU s/iteration -> {epochs} epochs", flush=True)
     t, c = time.perf_counter(), time.process_time()
     train = run_workflow(_configs("train"), "train", **overrides)
@@ -132,10 +154,12 @@ def diagnose(name: str, data: Path, out: Path) -> dict:
     work = out / name
     base = dict(bundle_root=str(BUNDLE), dataset_dir=str(data), ckpt_dir=str(work / "ckpt"), network_def=network_def,
                 clip_frames=clip_frames, num_clips=num_clips, **{"train#dataset#cache_rate": 0.0})
-    loads = ConfigParser.load_config_files(_configs("train"))["load_transforms"]
+    loads = _load_transforms(name) or ConfigParser.load_config_files(_configs("train"))["load_transforms"]
+    if _load_transforms(name) is not None:
+        base["load_transforms"] = loads
     flip = {"_target_": "medst.transforms.RandTemporalFlipd", "keys": "image", "prob": 1.0}
     result = {}
-    runs = [("one_clip", {"validate#inferer#num_clips": 1}), ("reversed", {"load_transforms": [*loads, flip]})]
+    runs = [("one_clip", {"validate#inferer#num_clips": 1}), ("reversed", {"load_transforms": [*loads[:3], flip, *loads[3:]]})]
     if clip_frames == 1:  # the single-frame network on every frame, their scores averaged: order ignored
         runs.append(("all_frames", {"validate#inferer#num_clips": 16}))
     for tag, extra in runs:
