@@ -109,7 +109,8 @@ def seconds_per_iteration(network_def: dict, clip_frames: int, batch_size: int, 
     return sorted(times[1:])[len(times[1:]) // 2]
 
 
-def run_family(name: str, data: Path, out: Path, budget: float, batch_size: int) -> dict:
+def run_family(name: str, data: Path, out: Path, budget: float, batch_size: int, learning_rate: float | None = None
+               ) -> dict:
     network_def, clip_frames, num_clips, what = FAMILIES[name]
     work = out / name
     num_train = len(json.loads((data / "dataset.json").read_text())["training"])
@@ -122,6 +123,8 @@ def run_family(name: str, data: Path, out: Path, budget: float, batch_size: int)
                      num_clips=num_clips, epochs=epochs, val_interval=epochs, batch_size=batch_size)
     if _load_transforms(name) is not None:
         overrides["load_transforms"] = _load_transforms(name)
+    if learning_rate is not None:
+        overrides["learning_rate"] = learning_rate
     print(f"{name}: {per_iter:.3f} CPU s/iteration -> {epochs} epochs", flush=True)
     t, c = time.perf_counter(), time.process_time()
     train = run_workflow(_configs("train"), "train", **overrides)
@@ -139,7 +142,7 @@ def run_family(name: str, data: Path, out: Path, budget: float, batch_size: int)
         "train_seconds": train_s, "train_cpu_seconds": train_cpu, "eval_seconds": eval_s, "eval_cpu_seconds": eval_cpu,
         "train_accuracy": float(trainer.state.metrics.get("train_accuracy", float("nan"))),
         "test_accuracy": float(metrics["test_accuracy"]), "test_auc": float(metrics["test_auc"]),
-        "weights_bytes": (work / "ckpt" / "model.pt").stat().st_size,
+        "weights_bytes": (work / "ckpt" / "model.pt").stat().st_size, "learning_rate": learning_rate,
     }
     (work / "result.json").write_text(json.dumps(result, indent=1))
     return result
@@ -180,6 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--families", nargs="*", default=list(FAMILIES), choices=list(FAMILIES))
     parser.add_argument("--budget", type=float, default=180.0, help="training CPU seconds per family (approximate)")
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--learning-rate", type=float, default=None, help="default: train.json's (2e-3)")
     parser.add_argument("--diagnose", action="store_true", help="only evaluate trained families again (see above)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -190,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
     results_file = args.out / "results.json"
     results = json.loads(results_file.read_text()) if results_file.is_file() else {}
     for name in args.families:
-        results[name] = run_family(name, args.data, args.out, args.budget, args.batch_size)
+        results[name] = run_family(name, args.data, args.out, args.budget, args.batch_size, args.learning_rate)
         results_file.write_text(json.dumps(results, indent=1))
         r = results[name]
         print(json.dumps(r), flush=True)
