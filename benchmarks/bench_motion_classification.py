@@ -167,7 +167,7 @@ def diagnose(name: str, data: Path, out: Path) -> dict:
         runs.append(("all_frames", {"validate#inferer#num_clips": 16}))
     for tag, extra in runs:
         folder = work / f"eval_{tag}"
-        wf = run_workflow(_configs("train", "evaluate"), "train", **base, **extra, output_dir=str(folder))
+        wf = run_workflow(_configs("train", "evaluate"), "train", **{**base, **extra}, output_dir=str(folder))
         metrics = wf.parser.get_parsed_content("validate#evaluator").state.metrics
         counts = np.loadtxt(folder / "test_confusion_matrix.csv", delimiter=",", skiprows=1, usecols=range(1, 9))
         result[tag] = {"test_accuracy": float(metrics["test_accuracy"]),
