@@ -17,6 +17,10 @@ bundle's ``configs/inference.json`` provides (a missing one is an error naming i
 - ``precision``, ``roi_size``, ``overlap``, ``sw_batch_size`` (its ``inferer`` refers to them), ``num_workers``
   (its ``dataloader``) and ``ckpt_path`` (its ``CheckpointLoader``), when asked for.
 
+A classification bundle (its metadata's output ``pred`` has the format ``"classification"``) writes a CSV, a row
+per input (the class and every class's probability); :meth:`Bundle.predict` then returns a :class:`ClassPrediction`
+per input, and reads a finished input's row back from that CSV.
+
 What medst adds is what a bundle cannot know: arrays become temporary files in the format the bundle reads
 (NIfTI, a lossless video, ``.npy``: see :meth:`Bundle.predict`); a folder becomes a sorted list of its files
 (without hidden files and without what a medst run wrote there); an input the bundle cannot take (a 2D image for a
@@ -40,6 +44,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +56,7 @@ __all__ = [
     "VIDEO_SUFFIXES",
     "SUPPORTED_SUFFIXES",
     "Bundle",
+    "ClassPrediction",
     "PredictError",
     "load_bundle",
     "load_weights",
@@ -245,6 +251,30 @@ def _stem(name: str) -> str:
     """A file name without its suffix (``.nii.gz`` counted as one), as SaveImage names outputs after it."""
     suffix = _suffix(name)
     return name[: -len(suffix)] if suffix and name.lower().endswith(suffix) else name
+
+
+@dataclass
+class ClassPrediction:
+    """What a classification bundle predicts for one input (:meth:`Bundle.predict`).
+
+    Attributes:
+        input: the input file (or the name of an array input).
+        index: the predicted class's index (the argmax of ``probabilities``).
+        name: the predicted class's name (``network_data_format`` of the bundle's metadata).
+        probabilities: every class's probability, ``{name: probability}``, in the network's order.
+        csv: the CSV the bundle wrote the input's row to (``None`` when there was no ``output_dir``).
+    """
+
+    input: str
+    index: int
+    name: str
+    probabilities: dict[str, float] = field(default_factory=dict)
+    csv: str | None = None
+
+    @property
+    def probability(self) -> float:
+        """The probability of the predicted class."""
+        return self.probabilities[self.name]
 
 
 class PredictError(RuntimeError):
@@ -459,6 +489,53 @@ class Bundle:
         """Number of axes after the channel of the network's input (``network_data_format``), if listed."""
         shape = self._input_spec.get("spatial_shape")
         return len(shape) if isinstance(shape, (list, tuple)) and shape else None
+
+    @property
+    def _output_spec(self) -> dict:
+        return self.metadata.get("network_data_format", {}).get("outputs", {}).get("pred", {}) or {}
+
+    @property
+    def is_classifier(self) -> bool:
+        """Whether the bundle classifies whole inputs: its metadata's output ``pred`` has the format
+        ``"classification"`` (or the model zoo's ``"classes"``) or the type ``"probabilities"``."""
+        spec = self._output_spec
+        return spec.get("format") in ("classification", "classes") or spec.get("type") == "probabilities"
+
+    @property
+    def class_names(self) -> list[str]:
+        """The classes of a classification bundle, in the network's order (the output's ``channel_def``; their
+        indices when it lists none)."""
+        spec = self._output_spec
+        names = spec.get("channel_def") or {}
+        if names:
+            return [str(names[k]) for k in sorted(names, key=int)]
+        return [str(i) for i in range(int(spec.get("num_channels", 0) or 0))]
+
+    def _classification(self, pred: Any, name: str, csv: Path | None) -> ClassPrediction:
+        """A classifier's ``pred`` (the class probabilities, ``(K,)``) as a :class:`ClassPrediction`."""
+        import torch
+
+        probs = torch.as_tensor(pred).detach().float().cpu().reshape(-1).tolist()
+        names = self.class_names
+        if len(names) != len(probs):
+            raise PredictError(f"bundle {self.path.name}: {len(probs)} class scores for {name}, but its metadata names "
+                               f"{len(names)} classes ({names})", input=name)
+        index = max(range(len(probs)), key=probs.__getitem__)
+        return ClassPrediction(input=name, index=index, name=names[index],
+                               probabilities=dict(zip(names, probs)), csv=str(csv) if csv is not None else None)
+
+    def _read_back_row(self, saved: list[Path], item: _Item) -> ClassPrediction:
+        """A skipped input's row of the classification CSV it was recorded with."""
+        from .transforms.classification import read_classification_csv
+
+        table = next((p for p in saved if _suffix(p) == ".csv"), None)
+        rows = read_classification_csv(table) if table is not None and table.is_file() else []
+        for row in rows:
+            if row["file"] in (item.file, item.name, item.key):
+                return ClassPrediction(input=item.name, index=row["index"], name=row["class"],
+                                       probabilities=row["probabilities"], csv=str(table))
+        raise PredictError(f"{item.name}: recorded as finished but {table} has no row for it; predict it again with "
+                           "overwrite=True", input=item.name)
 
     @property
     def _frames_in_channels(self) -> bool:
@@ -680,7 +757,9 @@ class Bundle:
 
         Returns:
             what the bundle's postprocessing leaves in ``pred`` (a ``MetaTensor``, in the input's space when the
-            bundle inverts its preprocessing) for a single input, a list of them for a list or a folder; with
+            bundle inverts its preprocessing) for a single input, a list of them for a list or a folder; for a
+            classification bundle (:attr:`is_classifier`) a :class:`ClassPrediction` per input (the class, its name
+            and every class's probability; the bundle writes them to a CSV, a row per input, in ``output_dir``); with
             ``return_predictions=False`` the output path(s) instead.
 
         Raises:
@@ -733,7 +812,12 @@ class Bundle:
                         logger.info("skip %s: its outputs are there (overwrite=True to redo it)", item.name)
                         self.last_skipped.append(item.name)
                         saved = manifest.outputs(item.key)
-                        results[i] = self._read_back(saved) if return_predictions else _one_or_list(saved)
+                        if not return_predictions:
+                            results[i] = _one_or_list(saved)
+                        elif self.is_classifier:
+                            results[i] = self._read_back_row(saved, item)
+                        else:
+                            results[i] = self._read_back(saved)
                     else:
                         logger.debug("predict %s: %s", item.name, reason)
                         todo.append(i)
@@ -792,7 +876,16 @@ class Bundle:
                 saved = recorder.written[key]
                 for p in saved:
                     logger.info("wrote %s", p)
-                if return_predictions:
+                table = next((p for p in saved if _suffix(p) == ".csv"), None) if self.is_classifier else None
+                if table is not None and items[i].source is None:  # the row names the array, not its temporary file
+                    from .transforms.classification import rename_rows
+
+                    rename_rows(table, {items[i].file: items[i].name})
+                if return_predictions and self.is_classifier:
+                    pred = recorder.predictions.get(key)
+                    results[i] = None if pred is None else self._classification(
+                        pred, items[i].name, table if manifest is not None else None)
+                elif return_predictions:
                     pred = recorder.predictions.get(key)
                     if pred is not None and hasattr(pred, "meta"):
                         if items[i].source is None:

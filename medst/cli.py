@@ -9,7 +9,9 @@
     medst info BUNDLE [--json]
 
 ``medst predict`` runs the bundle's own inference workflow (``monai.bundle.ConfigWorkflow``), as
-``python -m monai.bundle run`` does, through :func:`medst.load_bundle`.
+``python -m monai.bundle run`` does, through :func:`medst.load_bundle`. It prints the files written; for a
+classification bundle a line per input (``input<TAB>class<TAB>probability``), then the CSV the bundle wrote (a row
+per input, every class's probability).
 
 An error prints its whole chain on stderr, medst's message (which names the file) first, then each cause
 (``caused by: ...``), and exits non-zero (1: the command failed, 2: bad arguments, 130: interrupted by Ctrl-C or
@@ -69,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="{predict,compile,list,info}")
     sub.required = True
 
-    p = sub.add_parser("predict", help="segment files or folders with a bundle and write the outputs")
+    p = sub.add_parser("predict", help="segment or classify files or folders with a bundle and write the outputs")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="scan or video files, or folders of them")
     p.add_argument("-b", "--bundle", required=True, help="bundle folder, or the name of one in bundles/")
     p.add_argument("-o", "--output-dir", required=True, help="where the outputs are written")
@@ -135,14 +137,21 @@ def _predict(args: argparse.Namespace) -> int:
         output_dir=args.output_dir,
         overwrite=args.overwrite,
         num_workers=args.num_workers,
-        return_predictions=False,
+        return_predictions=bundle.is_classifier,
         progress=False if args.no_progress else None,
         on_error="skip" if args.continue_on_error else "raise",
     )
-    for path in paths:
-        for p in path if isinstance(path, list) else [path]:
-            if p is not None:
-                print(p)
+    if bundle.is_classifier:  # one line per input: the input, its class and that class's probability; then the CSV
+        for c in paths:
+            if c is not None:
+                print(f"{c.input}\t{c.name}\t{c.probability:.4f}")
+        for table in dict.fromkeys(c.csv for c in paths if c is not None and c.csv):
+            print(table)
+    else:
+        for path in paths:
+            for p in path if isinstance(path, list) else [path]:
+                if p is not None:
+                    print(p)
     if bundle.last_errors:
         failed = f"{len(bundle.last_errors)} of {len(paths)} input(s) failed"
         print(f"medst predict: error: {failed}:", file=sys.stderr)

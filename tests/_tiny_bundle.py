@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["make_tiny_bundle", "make_tiny_video_bundle", "make_tiny_4d_bundle"]
+__all__ = ["make_tiny_bundle", "make_tiny_video_bundle", "make_tiny_4d_bundle", "make_tiny_classification_bundle"]
 
 PREPROCESSING = {
     "_target_": "Compose",
@@ -271,4 +271,55 @@ def make_tiny_4d_bundle(root: str | Path, name: str = "tiny_4d_seg") -> Path:
     parser = ConfigParser(cfg)
     torch.manual_seed(0)
     torch.save(parser.get_parsed_content("network_def").state_dict(), bundle / "models" / "model.pt")
+    return bundle
+
+
+CLASS_NAMES = ["circle", "square", "cross"]
+
+
+def make_tiny_classification_bundle(root: str | Path, name: str = "tiny_cls", kind: str = "video") -> Path:
+    """A classification bundle: a grey video (.mkv, ``kind="video"``: clips of 4 frames along time) or a NIfTI
+    volume (``kind="volume"``: slabs of 4 along its last axis) -> a small DilatedClassifier with random weights ->
+    3 class probabilities (several clips averaged, ``medst.inferers.MultiClipInferer``) -> a CSV row per input
+    (``medst.transforms.SaveClassificationd``) in ``output_dir/predictions.csv``."""
+    if kind not in ("video", "volume"):
+        raise ValueError(f"kind must be 'video' or 'volume', got {kind!r}")
+    cfg = inference_config()
+    load = ({"_target_": "LoadImaged", "keys": "image", "reader": "medst.data.VideoReader", "channels": "grey"}
+            if kind == "video" else {"_target_": "LoadImaged", "keys": "image"})
+    cfg["datalist"] = "$sorted(glob.glob(@dataset_dir + '/*" + (".mkv" if kind == "video" else ".nii*") + "'))"
+    cfg["class_names"] = CLASS_NAMES
+    cfg["network_def"] = {
+        "_target_": "medst.networks.nets.DilatedClassifier", "spatial_dims": 3, "in_channels": 1,
+        "out_channels": len(CLASS_NAMES), "channels": [4, 8], "dilations": [1, 2], "dropout": 0.0,
+    }
+    cfg["preprocessing"] = {"_target_": "Compose", "transforms": [
+        load,
+        {"_target_": "EnsureChannelFirstd", "keys": "image"},
+        {"_target_": "ScaleIntensityd", "keys": "image"},
+        {"_target_": "EnsureTyped", "keys": "image", "dtype": "$torch.float32"},
+    ]}
+    cfg["inferer"] = {"_target_": "medst.inferers.MultiClipInferer", "clip_frames": 4, "num_clips": 2,
+                      "axis": 0 if kind == "video" else 2}
+    cfg["postprocessing"] = {"_target_": "Compose", "transforms": [
+        {"_target_": "medst.transforms.SaveClassificationd", "keys": "pred",
+         "output_file": "$@output_dir + '/predictions.csv'", "class_names": "@class_names"},
+    ]}
+    for key in ("roi_size", "sw_batch_size", "overlap", "precision"):
+        del cfg[key]
+    bundle = make_tiny_bundle(root, name=name)
+    meta = json.loads(json.dumps({**METADATA, "name": name, "task": f"Tiny {kind} classification for tests"}))
+    meta["network_data_format"]["inputs"]["image"].update(
+        type="video" if kind == "video" else "image", spatial_shape=[4, 16, 16] if kind == "video" else [16, 16, 4])
+    meta["network_data_format"]["outputs"]["pred"] = {
+        "type": "probabilities", "format": "classification", "num_channels": len(CLASS_NAMES),
+        "spatial_shape": [1, len(CLASS_NAMES)], "dtype": "float32", "value_range": [0, 1], "is_patch_data": False,
+        "channel_def": {str(i): n for i, n in enumerate(CLASS_NAMES)},
+    }
+    (bundle / "configs" / "inference.json").write_text(json.dumps(cfg, indent=2))
+    (bundle / "configs" / "metadata.json").write_text(json.dumps(meta, indent=2))
+    from monai.bundle import ConfigParser
+
+    torch.manual_seed(0)
+    torch.save(ConfigParser(cfg).get_parsed_content("network_def").state_dict(), bundle / "models" / "model.pt")
     return bundle

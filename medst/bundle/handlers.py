@@ -22,7 +22,7 @@ else:
     Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
     Checkpoint, _ = optional_import("ignite.handlers", "0.4.11", min_version, "Checkpoint")
 
-__all__ = ["ClipGradNorm", "ResumeCheckpoint", "atomic_torch_save", "unwrap_model"]
+__all__ = ["ClipGradNorm", "ConfusionMatrixSaver", "ResumeCheckpoint", "atomic_torch_save", "unwrap_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -177,3 +177,112 @@ class ClipGradNorm:
         if getattr(engine, "amp", False) and scaler is not None:
             scaler.unscale_(engine.optimizer)
         self.last_norm = torch.nn.utils.clip_grad_norm_(params, self.max_norm, norm_type=self.norm_type).detach()
+
+
+class ConfusionMatrixSaver:
+    """Count an evaluator's predictions in a K x K confusion matrix over each epoch and save it, at the epoch's end,
+    as ``<prefix>confusion_matrix.csv`` (rows: the true class, columns: the predicted class, header and first
+    column the class names) and ``<prefix>confusion_matrix.png`` (a picture with the counts), in ``save_dir``.
+
+    The predicted class is the argmax of each input's scores (probabilities or logits, ``(K,)``); the true class is
+    an index (a 0-d or one-element label) or a one-hot ``(K,)`` vector. Only rank 0 writes in a distributed run.
+
+    Args:
+        save_dir: the folder (created).
+        class_names: the classes, in the network's output order.
+        output_transform: engine output -> ``(preds, labels)``, lists of per-input tensors (default
+            ``from_engine(["pred", "label"])``, after MONAI's decollation).
+        prefix: file name prefix.
+
+    Example (a ``validate#handlers`` entry)::
+
+        {"_target_": "medst.bundle.ConfusionMatrixSaver", "save_dir": "@output_dir", "class_names": "@class_names"}
+    """
+
+    def __init__(self, save_dir: str | os.PathLike, class_names: Any, output_transform: Any = None,
+                 prefix: str = "") -> None:
+        from monai.handlers import from_engine
+
+        self.class_names = [str(n) for n in class_names]
+        if len(self.class_names) < 2:
+            raise ValueError(f"class_names must name at least 2 classes, got {self.class_names}.")
+        self.save_dir = Path(save_dir)
+        self.output_transform = output_transform if output_transform is not None else from_engine(["pred", "label"])
+        self.prefix = prefix
+        k = len(self.class_names)
+        self.matrix = torch.zeros(k, k, dtype=torch.int64)
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_STARTED, self.reset)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self.update)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self.save)
+
+    def reset(self, engine: Engine | None = None) -> None:  # noqa: ARG002
+        self.matrix.zero_()
+
+    def _true_class(self, label: Any) -> int:
+        label = torch.as_tensor(label).detach().cpu().reshape(-1)
+        k = len(self.class_names)
+        if label.numel() == 1:
+            index = int(label.item())
+        elif label.numel() == k:
+            index = int(label.argmax())
+        else:
+            raise ValueError(f"a label must be a class index or one-hot over {k} classes, got {label.numel()} values.")
+        if not 0 <= index < k:
+            raise ValueError(f"label {index} is not a class index in [0, {k}).")
+        return index
+
+    def update(self, engine: Engine) -> None:
+        preds, labels = self.output_transform(engine.state.output)
+        if isinstance(preds, torch.Tensor) and preds.ndim == 2:  # not decollated: (B, K) and (B,)
+            preds, labels = list(preds), list(labels)
+        for pred, label in zip(preds, labels):
+            scores = torch.as_tensor(pred).detach().cpu().reshape(-1)
+            if scores.numel() != len(self.class_names):
+                raise ValueError(f"a prediction has {scores.numel()} scores for {len(self.class_names)} classes.")
+            self.matrix[self._true_class(label), int(scores.argmax())] += 1
+
+    def save(self, engine: Engine | None = None) -> list[Path]:  # noqa: ARG002
+        """Write the CSV and the PNG; returns their paths (none on a rank other than 0)."""
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized() and dist.get_rank() > 0:
+            return []
+        self.save_dir.mkdir(parents=True, exist_ok=True)
+        csv_path = self.save_dir / f"{self.prefix}confusion_matrix.csv"
+        png_path = self.save_dir / f"{self.prefix}confusion_matrix.png"
+        counts = self.matrix.numpy()
+        with atomic_write_path(csv_path) as tmp:
+            lines = [",".join(["true\\predicted", *self.class_names])]
+            lines += [",".join([name, *map(str, row)]) for name, row in zip(self.class_names, counts)]
+            Path(tmp).write_text("\n".join(lines) + "\n")
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        k = len(self.class_names)
+        fig, ax = plt.subplots(figsize=(1.0 + 0.6 * k, 1.0 + 0.55 * k), dpi=100)
+        ax.imshow(counts, cmap="Blues")
+        ax.set_xticks(range(k), self.class_names, rotation=45, ha="right")
+        ax.set_yticks(range(k), self.class_names)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        top = counts.max() if counts.size else 0
+        for i in range(k):
+            for j in range(k):
+                ax.text(j, i, str(counts[i, j]), ha="center", va="center",
+                        color="white" if counts[i, j] > top / 2 else "black", fontsize=8)
+        fig.tight_layout()
+        with atomic_write_path(png_path) as tmp:
+            fig.savefig(tmp, format="png")
+        plt.close(fig)
+        logger.info("confusion matrix (accuracy %.4f) saved to %s", self.accuracy, csv_path)
+        return [csv_path, png_path]
+
+    @property
+    def accuracy(self) -> float:
+        """Correct / all inputs counted so far (NaN before any)."""
+        total = int(self.matrix.sum())
+        return float(self.matrix.diagonal().sum()) / total if total else float("nan")

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from .inferer import AtlasPriorInferer, AutocastInferer, StreamingInferer, VolumeInferer
+from .inferer import AtlasPriorInferer, AutocastInferer, MultiClipInferer, StreamingInferer, VolumeInferer
 from .utils import (
+    CLIP_AVERAGES,
     OUTPUTS,
     PRECISIONS,
     FastPredictor,
     SequenceStreamer,
     autocast_dtype,
     channel_argmax,
+    clip_starts,
     cpu_has_native_bf16,
+    multi_clip_inference,
     resolve_precision,
     sliding_window_volume,
     stream_sequence,
@@ -19,6 +22,10 @@ from .utils import (
 __all__ = [
     "AtlasPriorInferer",
     "AutocastInferer",
+    "CLIP_AVERAGES",
+    "MultiClipInferer",
+    "clip_starts",
+    "multi_clip_inference",
     "OUTPUTS",
     "PRECISIONS",
     "FastPredictor",

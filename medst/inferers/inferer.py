@@ -13,9 +13,18 @@ from monai.inferers import Inferer
 
 from medst.networks.inference import AutocastInference
 
-from .utils import OUTPUTS, PRECISIONS, SequenceStreamer, autocast_dtype, sliding_window_volume, stream_sequence
+from .utils import (
+    CLIP_AVERAGES,
+    OUTPUTS,
+    PRECISIONS,
+    SequenceStreamer,
+    autocast_dtype,
+    multi_clip_inference,
+    sliding_window_volume,
+    stream_sequence,
+)
 
-__all__ = ["VolumeInferer", "StreamingInferer", "AutocastInferer", "AtlasPriorInferer"]
+__all__ = ["VolumeInferer", "StreamingInferer", "AutocastInferer", "AtlasPriorInferer", "MultiClipInferer"]
 
 
 def _default_sw_device(sw_device: torch.device | str | None) -> torch.device | str | None:
@@ -314,6 +323,38 @@ class AutocastInferer(Inferer):
         if dtype is None:
             return network(inputs, *args, **kwargs)
         return AutocastInference(network, dtype, inputs.device.type)(inputs, *args, **kwargs)
+
+
+class MultiClipInferer(Inferer):
+    """Classification from several clips per input, their softmax scores averaged: a thin class over
+    :func:`medst.inferers.utils.multi_clip_inference` (see there for every argument), for a bundle's evaluator.
+
+    Example::
+
+        inferer = MultiClipInferer(clip_frames=8, num_clips=3)
+        probs = inferer(video, network)  # (B, K)
+
+    Bundle config::
+
+        "inferer": {"_target_": "medst.inferers.MultiClipInferer", "clip_frames": 8, "num_clips": 3}
+    """
+
+    def __init__(self, clip_frames: int, num_clips: int = 3, axis: int = 0, average: str = "softmax",
+                 clip_batch_size: int | None = None) -> None:
+        super().__init__()
+        if int(clip_frames) < 1 or int(num_clips) < 1:
+            raise ValueError(f"clip_frames and num_clips must be >= 1, got {clip_frames} and {num_clips}.")
+        self.clip_frames, self.num_clips, self.axis = int(clip_frames), int(num_clips), int(axis)
+        self.average, self.clip_batch_size = average, clip_batch_size
+        if average not in CLIP_AVERAGES:
+            raise ValueError(f"average must be one of {CLIP_AVERAGES}, got {average!r}.")
+
+    def __call__(self, inputs: torch.Tensor, network: Callable[..., Any], *args: Any, **kwargs: Any) -> torch.Tensor:
+        """``(B, C, *axes)`` -> ``(B, K)``; extra arguments go to the network."""
+        return multi_clip_inference(
+            inputs, lambda x: network(x, *args, **kwargs), self.clip_frames, self.num_clips, self.axis,
+            self.average, self.clip_batch_size,
+        )
 
 
 class AtlasPriorInferer(Inferer):

@@ -61,6 +61,9 @@ __all__ = [
     "sliding_window_volume",
     "stream_sequence",
     "SequenceStreamer",
+    "CLIP_AVERAGES",
+    "clip_starts",
+    "multi_clip_inference",
 ]
 
 logger = logging.getLogger(__name__)
@@ -956,3 +959,97 @@ class SequenceStreamer:
             acc = channel_argmax(acc)
         self.frames += tc
         return acc.to(self.out_dev)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# classification: several clips per input, their scores averaged
+# ----------------------------------------------------------------------------------------------------------------
+CLIP_AVERAGES = ("softmax", "logits")
+
+
+def clip_starts(num_frames: int, clip_frames: int, num_clips: int) -> list[int]:
+    """First frames of ``num_clips`` clips of ``clip_frames`` spread evenly over ``num_frames`` frames.
+
+    The first clip starts at frame 0 and the last ends at the last frame (``numpy.linspace`` over the possible
+    starts, rounded); starts that coincide are kept once. An input no longer than one clip has the single start 0.
+
+    Raises:
+        ValueError: a count below 1.
+
+    Example::
+
+        clip_starts(16, 8, 3)   # [0, 4, 8]
+    """
+    for name, value in (("num_frames", num_frames), ("clip_frames", clip_frames), ("num_clips", num_clips)):
+        if int(value) < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}.")
+    room = int(num_frames) - int(clip_frames)
+    if room <= 0 or int(num_clips) == 1:
+        return [max(room, 0) // 2]
+    return sorted({int(round(room * k / (int(num_clips) - 1))) for k in range(int(num_clips))})
+
+
+def multi_clip_inference(
+    inputs: torch.Tensor,
+    network: Callable[[torch.Tensor], torch.Tensor],
+    clip_frames: int,
+    num_clips: int = 3,
+    axis: int = 0,
+    average: str = "softmax",
+    clip_batch_size: int | None = None,
+) -> torch.Tensor:
+    """Classify an input from several clips: ``num_clips`` evenly spaced windows of ``clip_frames`` along one axis,
+    each classified by ``network``, their class scores averaged (video-level prediction from clip-level scores, as
+    C3D, Tran et al. 2015, https://arxiv.org/abs/1412.0767, and R(2+1)D, Tran et al. 2018,
+    https://arxiv.org/abs/1711.11248, evaluate: softmax scores averaged over clips).
+
+    A video ``(B, C, T, H, W)`` is cut along time (``axis=0``, the first axis after the channel); a volume
+    ``(B, C, X, Y, Z)`` along any of its axes (slabs). An input shorter than ``clip_frames`` is repeated from its
+    start ("wrap") up to ``clip_frames`` and classified once.
+
+    Args:
+        inputs: ``(B, C, *axes)``.
+        network: maps ``(N, C, *clip axes)`` to class logits ``(N, K)``.
+        clip_frames: clip length along ``axis``.
+        num_clips: clips per input (see :func:`clip_starts`).
+        axis: the axis cut into clips, counted after the channel (0 is time for a video).
+        average: ``"softmax"``: the mean of the clips' softmax probabilities (returns probabilities); ``"logits"``:
+            the mean of their logits (returns logits).
+        clip_batch_size: clips per network call; ``None``: all ``B * num_clips`` at once.
+
+    Returns:
+        ``(B, K)``: class probabilities (``average="softmax"``) or logits (``"logits"``), float32.
+
+    Raises:
+        ValueError: an input with fewer than 2 axes after the batch, an axis out of range, an unknown ``average``,
+            a non-positive count, or a network output that is not ``(N, K)``.
+
+    Example::
+
+        probs = multi_clip_inference(video, net, clip_frames=8, num_clips=3)   # (B, K), rows sum to 1
+    """
+    if average not in CLIP_AVERAGES:
+        raise ValueError(f"average must be one of {CLIP_AVERAGES}, got {average!r}.")
+    if inputs.ndim < 3:
+        raise ValueError(f"inputs must be (B, C, *axes) with at least one axis, got shape {tuple(inputs.shape)}.")
+    if not 0 <= int(axis) < inputs.ndim - 2:
+        raise ValueError(f"axis must be in [0, {inputs.ndim - 2}) for inputs of shape {tuple(inputs.shape)}, got {axis}.")
+    if clip_batch_size is not None and int(clip_batch_size) < 1:
+        raise ValueError(f"clip_batch_size must be >= 1 or None, got {clip_batch_size}.")
+    dim = int(axis) + 2
+    n = int(inputs.shape[dim])
+    starts = clip_starts(n, clip_frames, num_clips)
+    index = torch.arange(int(clip_frames), device=inputs.device)
+    clips = [inputs.index_select(dim, (index + s) % n) for s in starts]  # "wrap" where the input is short
+    batch = torch.stack(clips, 1).flatten(0, 1)  # (B * N, C, ...): the clips of one input are consecutive
+    if isinstance(batch, MetaTensor):
+        batch = batch.as_tensor()
+    step = batch.shape[0] if clip_batch_size is None else int(clip_batch_size)
+    logits = torch.cat([network(batch[i : i + step]) for i in range(0, batch.shape[0], step)], 0)
+    if logits.ndim != 2 or logits.shape[0] != batch.shape[0]:
+        raise ValueError(f"the network must give class logits (N, K) for N clips; got shape {tuple(logits.shape)} "
+                         f"for {batch.shape[0]} clips.")
+    scores = logits.float().reshape(inputs.shape[0], len(starts), -1)
+    if average == "softmax":
+        scores = scores.softmax(-1)
+    return scores.mean(1)

@@ -12,11 +12,15 @@
   SaveVideoChunksd, SaveNiftiChunksd; and Overlay(d), a label map drawn over its image (MONAI's blend_images).
 - :mod:`.motion`: OpticalFlow / OpticalFlowd (OpenCV Farneback flow between consecutive frames) and StackFlow /
   StackFlowd (frames and L stacked flows on the channel axis: the two-stream networks' input).
+- :mod:`.classification`: SaveClassification / SaveClassificationd: class probabilities as a CSV row per input
+  (read back with read_classification_csv).
 - :mod:`.io`: LoadVideoClip / LoadVideoClipd: a (random) training clip of a long video, decoding only the clip.
 """
 
 from __future__ import annotations
 
+from .classification import *  # noqa: F401,F403
+from .classification import __all__ as _classification_all
 from .intensity import *  # noqa: F401,F403
 from .intensity import __all__ as _intensity_all
 from .io import *  # noqa: F401,F403
@@ -32,4 +36,7 @@ from .temporal import __all__ as _temporal_all
 from .utility import *  # noqa: F401,F403
 from .utility import __all__ as _utility_all
 
-__all__ = [*_temporal_all, *_utility_all, *_io_all, *_intensity_all, *_prior_all, *_stream_all, *_motion_all]
+__all__ = [
+    *_temporal_all, *_utility_all, *_io_all, *_intensity_all, *_prior_all, *_stream_all, *_motion_all,
+    *_classification_all,
+]

@@ -182,12 +182,28 @@ def test_train_and_evaluate(bundle, tiny_data, trained):
         assert value == value, f"metric {name} is NaN"
 
 
+def _is_classifier(bundle: Path) -> bool:
+    pred = read_metadata(bundle)["network_data_format"]["outputs"]["pred"]
+    return pred.get("format") in ("classification", "classes")
+
+
 @bundle_param
 def test_inference(bundle, tiny_data, tmp_path):
     images = _test_images(tiny_data(bundle))[:2]
     out = tmp_path / "out"
     run_workflow(_configs(bundle, "inference"), "infer", bundle_root=str(bundle), datalist=images, output_dir=str(out))
     written = [p for p in out.rglob("*") if p.is_file()]
+    if _is_classifier(bundle):  # one CSV, a row per input: the class and every class's probability
+        from medst.transforms import read_classification_csv
+
+        names = read_metadata(bundle)["network_data_format"]["outputs"]["pred"]["channel_def"]
+        rows = read_classification_csv(out / "predictions.csv")
+        assert [r["file"] for r in rows] == images
+        for row in rows:
+            assert list(row["probabilities"]) == [names[k] for k in sorted(names, key=int)]
+            assert abs(sum(row["probabilities"].values()) - 1.0) < 1e-4
+            assert row["class"] == max(row["probabilities"], key=row["probabilities"].get)
+        return
     assert len(written) >= len(images), f"inference wrote {written} for {len(images)} inputs"
 
 
@@ -203,6 +219,20 @@ def test_prediction_alternatives_train_and_evaluate_with_the_bundle_configs(netw
     workflow = run_workflow(_configs(bundle, "train", "evaluate"), "train", **overrides)
     metrics = workflow.parser.get_parsed_content("validate#evaluator").state.metrics
     assert metrics["model_frame_mse"] == metrics["model_frame_mse"] and metrics["model_frame_mse"] > 0
+
+
+def test_classification_evaluation_writes_metrics_and_confusion_matrix(tiny_data, trained):
+    bundle = REPO / "bundles" / "moving_digits_motion_classification"
+    data, work = tiny_data(bundle), trained(bundle)
+    run_workflow(_configs(bundle, "train", "evaluate"), "train", **_train_overrides(bundle, data, work))
+    out = work / "out"
+    metrics = dict(line.split(",", 1) for line in (out / "metrics.csv").read_text().splitlines())
+    assert set(metrics) == {"test_accuracy", "test_auc"}
+    counts = np.loadtxt(out / "test_confusion_matrix.csv", delimiter=",", skiprows=1, usecols=range(1, 9))
+    num_test = len(json.loads((data / "dataset.json").read_text())["test"])
+    assert counts.shape == (8, 8) and counts.sum() == num_test
+    assert abs(np.trace(counts) / num_test - float(metrics["test_accuracy"])) < 1e-6
+    assert (out / "test_confusion_matrix.png").stat().st_size > 0
 
 
 def test_prediction_inference_writes_nifti_video_and_filmstrip(tiny_data, tmp_path):

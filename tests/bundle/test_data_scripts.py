@@ -103,3 +103,31 @@ def test_prediction_sklearn_test_is_deterministic_and_leaves_the_other_files_alo
     # the unseen digits are not MNIST's: no sklearn frame equals a test frame
     assert not any(np.array_equal(np.load(first / a["image"]), np.load(first / b["image"]))
                    for a in items for b in lists[first]["test"])
+
+
+def test_motion_clips_opposite_classes_are_time_reversals_and_splits_are_stable(tmp_path):
+    script = _load("moving_digits_motion_classification")
+    digit = np.zeros((28, 28), np.uint8)
+    digit[6:22, 12:16] = 255
+    digit[6:10, 12:22] = 255  # an asymmetric "7"-like stroke
+    clips = [script.motion_clip(digit, k, np.random.default_rng(3)) for k in range(8)]
+    for a, b in ((0, 1), (2, 3), (4, 5), (6, 7)):  # the same pose: one class's clip is the other's played backwards
+        np.testing.assert_allclose(clips[a], clips[b][::-1], atol=1e-3)
+        assert np.abs(clips[a][0] - clips[a][-1]).mean() > 5.0  # and it does move
+    # translation keeps the digit's pixels, rotation and zoom change where they are
+    assert abs(clips[0][0].sum() - clips[0][-1].sum()) / clips[0][0].sum() < 0.02
+    with pytest.raises(ValueError, match="label must be in"):
+        script.motion_clip(digit, 8, np.random.default_rng(0))
+
+    small, large = tmp_path / "small", tmp_path / "large"
+    for out, num_train in ((small, 2), (large, 3)):
+        script.main(["--output-dir", str(out), "--num-train", str(num_train), "--num-val", "2", "--num-test", "3"])
+    lists = {out: json.loads((out / "dataset.json").read_text()) for out in (small, large)}
+    assert lists[small]["test"] == lists[large]["test"] == [
+        {"image": f"imagesTs/test_{i:04d}.mp4", "label": i} for i in range(3)]
+    from medst.data import read_video
+
+    for item in lists[small]["test"]:  # the same test clips whatever the training set's size (up to the codec)
+        a, b = (read_video(d / item["image"])[0].astype(np.float32) for d in (small, large))
+        assert np.abs(a - b).mean() < 4.0
+    assert lists[small]["labels"]["4"] == "rotate_cw"

@@ -174,3 +174,31 @@ def test_resume_checkpoint_saves_through_ignite_and_keeps_the_old_file_while_wri
     assert state["trainer"]["iteration"] == 3 * 2
     torch.testing.assert_close(torch.load(tmp_path / "model.pt", weights_only=True)["weight"], model.weight)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last{1}.pt", "model.pt"]
+
+
+def test_confusion_matrix_saver_counts_each_epoch_and_writes_csv_and_png(tmp_path):
+    from PIL import Image
+
+    from medst.bundle import ConfusionMatrixSaver
+
+    # per input: scores (K,) and a label (an index, 0-d, or one-hot), as a MONAI evaluator leaves them decollated
+    batches = [
+        [{"pred": torch.tensor([0.9, 0.1, 0.0]), "label": torch.tensor(0)},
+         {"pred": torch.tensor([0.1, 0.8, 0.1]), "label": torch.tensor([2])}],
+        [{"pred": torch.tensor([0.0, 0.2, 0.8]), "label": torch.tensor([0.0, 0.0, 1.0])}],
+    ]
+    engine = Engine(lambda e, batch: batch)
+    saver = ConfusionMatrixSaver(tmp_path, ["a", "b", "c"], prefix="test_")
+    saver.attach(engine)
+    engine.run(batches, max_epochs=2)  # counts restart every epoch
+    assert saver.matrix.tolist() == [[1, 0, 0], [0, 0, 0], [0, 1, 1]]
+    assert saver.accuracy == pytest.approx(2 / 3)
+    assert (tmp_path / "test_confusion_matrix.csv").read_text().splitlines() == [
+        "true\\predicted,a,b,c", "a,1,0,0", "b,0,0,0", "c,0,1,1"]
+    assert Image.open(tmp_path / "test_confusion_matrix.png").size[0] > 100
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        ConfusionMatrixSaver(tmp_path, ["only"])
+    bad = Engine(lambda e, batch: batch)
+    ConfusionMatrixSaver(tmp_path, ["a", "b"]).attach(bad)
+    with pytest.raises(ValueError, match="not a class index"):
+        bad.run([[{"pred": torch.tensor([0.5, 0.5]), "label": torch.tensor(5)}]])

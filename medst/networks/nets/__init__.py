@@ -7,6 +7,7 @@ from .contextvp import ContextVP, PMDUnit
 from .convrnn import ConvRNN, RecurrentDirection, RecurrentLayer
 from .e3d_lstm import E3DLSTM
 from .encoder_forecaster import EncoderForecaster
+from .framewise import FramewiseClassifier
 from .motion_forecaster import MotionForecaster
 from .prednet import PredNet
 from .dilated import DilatedClassifier, DilatedResidualBlock, DilatedSegNet
@@ -34,6 +35,7 @@ __all__ = [
     "C3D",
     "VideoResNet",
     "VideoSegNet",
+    "FramewiseClassifier",
     "FrameCNN",
     "LRCN",
     "TwoStreamFusion",
