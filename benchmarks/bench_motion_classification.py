@@ -56,6 +56,11 @@ FAMILIES: dict[str, tuple[dict, int, int, str]] = {
     # h-cls-nets' clip classifiers at their small presets (registered names)
     "lrcn": ({"_target_": "medst.networks.create_network", "name": "lrcn_small", "in_channels": 1, "out_channels": 8},
              8, 3, "LRCN (Donahue 2015): a 2D CNN per frame, an LSTM"),
+    # the small preset pools each frame's features globally, which keeps what a frame shows but not where: a 4x4 map
+    # and a fully connected layer keep the position (LRCN's CaffeNet features are fc6, after a 6x6 map)
+    "lrcn_4x4": ({"_target_": "medst.networks.create_network", "name": "lrcn_small", "in_channels": 1, "out_channels": 8,
+                  "encoder_kwargs": {"pool_size": 4, "fc_channels": [128]}},
+                 8, 3, "LRCN with 4x4 frame features and an fc layer (position kept)"),
     "r2plus1d_bert": ({"_target_": "medst.networks.create_network", "name": "r2plus1d_bert_small", "in_channels": 1,
                        "out_channels": 8}, 8, 3, "R(2+1)D-BERT (Kalfaoglu 2020): a BERT block instead of pooling"),
     "stam": ({"_target_": "medst.networks.create_network", "name": "stam_small", "in_channels": 1, "out_channels": 8,
