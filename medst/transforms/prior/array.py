@@ -130,6 +130,11 @@ def register_atlas_mask(image, atlas_image, atlas_mask, spacing: float = 4.0, se
     return sitk.GetArrayFromImage(warped).transpose(2, 1, 0)
 
 
+def _source_key(x: Any) -> Any:
+    """An atlas in the registration cache's key: its path, or the identity of an image object given directly."""
+    return os.fspath(x) if isinstance(x, (str, os.PathLike)) else ("object", id(x))
+
+
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
     total = a.sum() + b.sum()
     return float(2.0 * np.logical_and(a, b).sum() / total) if total else 1.0
@@ -216,7 +221,7 @@ class AtlasMaskPrior(Transform):
         digest = hashlib.sha1(np.ascontiguousarray(data, dtype=np.float32).tobytes())
         digest.update(np.ascontiguousarray(affine, dtype=np.float64).tobytes())
         key = (digest.hexdigest(), data.shape, self.registration_spacing, self.seed, self.deformable_grid_mm,
-               self.skull_stripped_atlas, str(self.atlas_image), str(self.atlas_mask))
+               self.skull_stripped_atlas, _source_key(self.atlas_image), _source_key(self.atlas_mask))
         if key in _REGISTERED:
             _REGISTERED.move_to_end(key)
             return _REGISTERED[key]
