@@ -384,9 +384,8 @@ class AtlasPriorInferer(Inferer):
         self.inferer, self.prior = inferer, prior
         self.unknown_value, self.label = float(unknown_value), int(label)
 
-    def _item(self, inputs: torch.Tensor, i: int) -> MetaTensor:
-        if not isinstance(inputs, MetaTensor):
-            raise TypeError("AtlasPriorInferer: inputs must be a MetaTensor with the scans' affines (LoadImaged keeps it)")
+    @staticmethod
+    def _item(inputs: MetaTensor, i: int) -> MetaTensor:
         affine = inputs.affine
         affine = affine[i] if affine.ndim == 3 else affine
         return MetaTensor(inputs[i].as_tensor(), affine=affine)
@@ -404,6 +403,8 @@ class AtlasPriorInferer(Inferer):
         unknown = torch.full_like(inputs[:, :1], self.unknown_value)
         if self.prior is None:
             return torch.cat([inputs, unknown], 1)
+        if not isinstance(inputs, MetaTensor):
+            raise TypeError("AtlasPriorInferer: inputs must be a MetaTensor with the scans' affines (LoadImaged keeps it)")
         if len(self.prior.atlases()) > 1:
             first = self.inferer(torch.cat([inputs, unknown], 1), network, *args, **kwargs)
             references = list((first.argmax(1) == self.label).cpu().numpy())
