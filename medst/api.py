@@ -203,12 +203,15 @@ def widen_input_channels(state: Mapping[str, Any], network: Any) -> dict[str, An
     """Fit ``state`` (weights of a network with fewer input channels) to ``network``, to fine-tune with new inputs.
 
     Each weight whose shape differs from ``network``'s only by more channels on axis 1 (the input convolutions)
-    keeps its trained channels and gets zeros for the new ones, so the widened network computes what the trained
-    one did, whatever the new channels hold, until training changes those weights. Other tensors must match.
+    keeps its trained channels and gets zeros for the new ones (:func:`medst.networks.adapt_input_conv` with
+    ``extra="zeros"``), so the widened network computes what the trained one did, whatever the new channels hold,
+    until training changes those weights. Other tensors must match.
 
     Raises:
         ValueError: a tensor differs in another way, or keys are missing or unexpected.
     """
+    from medst.networks.pretrained import adapt_input_conv
+
     own = network.state_dict()
     if missing := sorted(set(own) - set(state)) + sorted(set(state) - set(own)):
         raise ValueError(f"widen_input_channels: keys do not match the network: {missing[:5]}")
@@ -226,9 +229,7 @@ def widen_input_channels(state: Mapping[str, Any], network: Any) -> dict[str, An
                 f"widen_input_channels: {key} is {tuple(value.shape)}, the network's is {tuple(target.shape)}; only "
                 "more input channels (axis 1) can be added"
             )
-        wide = value.new_zeros(target.shape)
-        wide[:, : value.shape[1]] = value
-        out[key] = wide
+        out[key] = adapt_input_conv(value, int(target.shape[1]), extra="zeros")
     return out
 
 

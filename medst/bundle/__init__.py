@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .handlers import ClipGradNorm, ConfusionMatrixSaver, ResumeCheckpoint, atomic_torch_save, unwrap_model
+from .handlers import ClipGradNorm, ConfusionMatrixSaver, ResumeCheckpoint, atomic_torch_save
 
-__all__ = ["ClipGradNorm", "ConfusionMatrixSaver", "ResumeCheckpoint", "atomic_torch_save", "unwrap_model"]
+__all__ = ["ClipGradNorm", "ConfusionMatrixSaver", "ResumeCheckpoint", "atomic_torch_save"]
 
 from .verify import (  # noqa: E402
     REQUIRED_FILES,

@@ -22,16 +22,9 @@ else:
     Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
     Checkpoint, _ = optional_import("ignite.handlers", "0.4.11", min_version, "Checkpoint")
 
-__all__ = ["ClipGradNorm", "ConfusionMatrixSaver", "ResumeCheckpoint", "atomic_torch_save", "unwrap_model"]
+__all__ = ["ClipGradNorm", "ConfusionMatrixSaver", "ResumeCheckpoint", "atomic_torch_save"]
 
 logger = logging.getLogger(__name__)
-
-
-def unwrap_model(obj: Any) -> Any:
-    """The module inside ``DistributedDataParallel`` / ``DataParallel``, else ``obj`` itself."""
-    if isinstance(obj, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)):
-        return obj.module
-    return obj
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:

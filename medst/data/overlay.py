@@ -82,17 +82,12 @@ def overlay_frames(image: Any, labels: Any, alpha: float = 0.5,
         raise MedstDataError(f"overlay: image must be (C, T, H, W) with C 1 or 3, or (T, H, W), got {img.shape}")
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    rgb = to_uint8(img)
-    rgb = np.repeat(rgb, 3, 0) if rgb.shape[0] == 1 else rgb
-    rgb = np.moveaxis(rgb, 0, -1).astype(np.float32)  # (T, H, W, 3)
-    lab = _labels(labels, rgb.shape[:3], "overlay")
-    pal = np.asarray(colours or DEFAULT_COLOURS, np.float32)
-    if pal.ndim != 2 or pal.shape[1] != 3:
-        raise ValueError(f"colours must be a list of RGB triples, got shape {pal.shape}")
-    fg = lab > 0
-    col = pal[(np.clip(lab, 1, None) - 1) % len(pal)]
-    rgb[fg] = (1 - alpha) * rgb[fg] + alpha * col[fg]
-    return np.clip(rgb.round(), 0, 255).astype(np.uint8)
+    lab = _labels(labels, img.shape[1:], "overlay")
+    from medst.transforms.stream.array import Overlay  # the one blend of medst's overlays (transforms import data)
+
+    out = Overlay(alpha, num_classes=max(2, int(lab.max(initial=0)) + 1), image_range=(0.0, 255.0),
+                  colours=colours or DEFAULT_COLOURS)(torch.from_numpy(to_uint8(img)), torch.from_numpy(lab))
+    return np.ascontiguousarray(out.movedim(0, -1).numpy())
 
 
 def write_overlay_video(image: Any, labels: Any, path: str | os.PathLike, fps: float | None = None,

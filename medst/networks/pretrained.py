@@ -123,25 +123,34 @@ def _first_conv_key(keys: Any) -> str:
     raise ValueError("the state dict has no stem conv weight (stem.0.weight).")
 
 
-def adapt_input_conv(weight: torch.Tensor, in_channels: int, mode: str = "mean") -> torch.Tensor:
+def adapt_input_conv(weight: torch.Tensor, in_channels: int, mode: str = "mean", extra: str = "repeat") -> torch.Tensor:
     """A first conv's weight (out, m, *k) for ``in_channels`` (n) inputs.
 
     - n == m: unchanged.
     - n < m (grey from RGB): the mean over the m input channels (``mode="mean"``), each of the n channels getting
       it; ``mode="sum"`` scales it by m / n instead, so that a grey frame gives the response its RGB copy gave.
-    - n > m: the m channels repeated cyclically and scaled by m / n, so that n copies of the channels give the
-      original response.
+    - n > m, ``extra="repeat"`` (more copies of the same kind of input, RGB from grey): the m channels repeated
+      cyclically and scaled by m / n, so that n copies of the channels give the original response;
+      ``extra="zeros"`` (new kinds of input, a prior beside the image): the m trained channels kept and zeros for
+      the new ones, so that the network computes what it did, whatever the new channels hold, until training
+      changes those weights.
 
     Raises:
-        ValueError: for ``in_channels`` < 1 or an unknown ``mode``.
+        ValueError: for ``in_channels`` < 1 or an unknown ``mode`` or ``extra``.
     """
     if not isinstance(in_channels, int) or in_channels < 1:
         raise ValueError(f"in_channels must be a positive integer, got {in_channels!r}.")
     if mode not in ("mean", "sum"):
         raise ValueError(f"mode must be 'mean' or 'sum', got {mode!r}.")
+    if extra not in ("repeat", "zeros"):
+        raise ValueError(f"extra must be 'repeat' or 'zeros', got {extra!r}.")
     m = weight.shape[1]
     if in_channels == m:
         return weight
+    if in_channels > m and extra == "zeros":
+        wide = weight.new_zeros((weight.shape[0], in_channels, *weight.shape[2:]))
+        wide[:, :m] = weight
+        return wide
     if in_channels < m:
         w = weight.mean(1, keepdim=True)
         if mode == "sum":

@@ -213,8 +213,21 @@ def test_mismatched_checkpoints_fail_clearly(converted_file, tmp_path):
         convert_checkpoint(src, tmp_path / "x.pt", name="r2plus1d_18_imagenet")
     with pytest.raises(ValueError, match="in_channels"):
         adapt_input_conv(torch.zeros(4, 3, 1, 1, 1), 0)
+    with pytest.raises(ValueError, match="extra"):
+        adapt_input_conv(torch.zeros(4, 3, 1, 1, 1), 5, extra="copy")
     with pytest.raises(ValueError, match="does not fit medst"):
         convert_checkpoint(src, tmp_path / "x.pt", name="r2plus1d_18_kinetics400")  # full widths vs small file
+
+
+def test_adapt_input_conv_policies_for_more_channels():
+    w = torch.randn(4, 2, 3, 3, 3)
+    x = torch.randn(1, 2, 5, 5, 5)
+    conv = lambda weight, inp: torch.nn.functional.conv3d(inp, weight)  # noqa: E731
+    rep = adapt_input_conv(w, 4)  # the same kind of input again: two copies give the original response
+    torch.testing.assert_close(conv(rep, torch.cat([x, x], 1)), conv(w, x))
+    zeros = adapt_input_conv(w, 3, extra="zeros")  # a new kind of input: ignored until trained
+    assert zeros.shape == (4, 3, 3, 3, 3) and torch.equal(zeros[:, :2], w) and not zeros[:, 2].any()
+    torch.testing.assert_close(conv(zeros, torch.cat([x, torch.randn(1, 1, 5, 5, 5)], 1)), conv(w, x))
 
 
 def test_wrapped_and_prefixed_checkpoints():

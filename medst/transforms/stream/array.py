@@ -57,10 +57,13 @@ class Overlay(Transform):
         image_range: (low, high) intensities mapped to black and white; ``None``: the image's own min and max.
         cmap: a matplotlib colour map name.
         as_uint8: return uint8 0..255 (else float 0..1).
+        colours: RGB triples (0..255) of labels 1, 2, ..., cycled, instead of ``cmap`` (for instance
+            :data:`medst.data.DEFAULT_COLOURS`, the colours of medst's PNG pictures).
     """
 
     def __init__(self, alpha: float = 0.5, num_classes: int = 2, image_range: Sequence[float] | None = (0.0, 1.0),
-                 cmap: str = "hsv", as_uint8: bool = True) -> None:
+                 cmap: str = "hsv", as_uint8: bool = True,
+                 colours: Sequence[Sequence[int]] | None = None) -> None:
         import matplotlib
 
         if not 0.0 <= float(alpha) <= 1.0:
@@ -69,8 +72,15 @@ class Overlay(Transform):
             raise ValueError(f"num_classes must be >= 2, got {num_classes}.")
         self.alpha, self.num_classes, self.image_range = float(alpha), int(num_classes), image_range
         self.cmap, self.as_uint8 = cmap, as_uint8
-        colours = matplotlib.colormaps[cmap](np.arange(self.num_classes) / self.num_classes)[:, :3]
-        self.colours = torch.as_tensor(colours, dtype=torch.float32)  # (K, 3)
+        if colours is None:
+            table = matplotlib.colormaps[cmap](np.arange(self.num_classes) / self.num_classes)[:, :3]
+        else:
+            pal = np.asarray(colours, np.float32)
+            if pal.ndim != 2 or pal.shape[1] != 3 or len(pal) == 0:
+                raise ValueError(f"colours must be a list of RGB triples, got shape {pal.shape}")
+            table = np.concatenate([np.zeros((1, 3), np.float32),  # label 0 is never painted
+                                    pal[np.arange(self.num_classes - 1) % len(pal)] / 255.0])
+        self.colours = torch.as_tensor(table, dtype=torch.float32)  # (K, 3)
 
     def __call__(self, image: Any, label: Any) -> torch.Tensor:
         img = convert_to_tensor(image, track_meta=False)
