@@ -74,6 +74,7 @@ def _video_blocks(path: Path, chunk_frames: int, channels: str, on_error: str,
         _HEADER_DURATION_FORMATS,
         _HINT_TOLERANCE_FRACTION,
         _HINT_TOLERANCE_FRAMES,
+        _FrameConverter,
         _gray_format,
         _import_av,
         _open_container,
@@ -104,13 +105,14 @@ def _video_blocks(path: Path, chunk_frames: int, channels: str, on_error: str,
                                 "codec": stream.codec_context.name, "source_num_frames": declared}
         frames: list[np.ndarray] = []
         decoded, empty, last_time, error = 0, 0, None, None
+        convert = _FrameConverter(fmt)
 
         def take(frame) -> np.ndarray | None:
             nonlocal decoded, last_time
             last_time = (float((frame.pts - t0) * tb) if use_pts and frame.pts is not None and tb is not None
                          else decoded / fps)
             decoded += 1
-            a = frame.to_ndarray(format=fmt)
+            a = convert(frame)
             return a[None] if a.ndim == 2 else np.moveaxis(a, -1, 0)
 
         sized = False

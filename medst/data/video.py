@@ -408,6 +408,59 @@ def _gray_format(pix_fmt: str | None) -> str | None:
     return None
 
 
+#: 8-bit pixel formats whose first plane is the luma, full size: grey is that plane through a level mapping
+_LUMA_FIRST_8BIT = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv440p",
+                              "yuvj440p", "yuv411p", "yuvj411p", "yuv410p", "nv12", "nv21"})
+
+
+class _FrameConverter:
+    """``frame.to_ndarray(format=fmt)``, the same values, faster for grey frames from 8-bit YUV streams.
+
+    Converting a YUV frame to grey with swscale (``to_ndarray(format="gray")``) maps each luma value through the
+    stream's levels (limited-range 16..235 to 0..255) and costs 5-10x the decoding of a small frame (64x64 H.264:
+    about 1 ms against 0.15 ms a frame). The value of a grey pixel depends on its luma value alone, so here the luma
+    plane is read directly and mapped through a 256-entry table: swscale's own, read once per pixel format, range and
+    colour space by converting a frame holding every luma value. The table is checked on the first real frame of
+    each kind (against swscale's conversion of it) and dropped for that kind, to swscale itself, if they differ.
+    """
+
+    def __init__(self, fmt: str) -> None:
+        self.fmt = fmt
+        self._luts: dict[tuple, np.ndarray | None] = {}
+
+    def _table(self, frame) -> np.ndarray | None:
+        av = _import_av()
+        probe = av.VideoFrame(16, 16, frame.format.name)
+        probe.color_range, probe.colorspace = frame.color_range, frame.colorspace
+        y = probe.planes[0]
+        luma = np.zeros((16, y.line_size), np.uint8)
+        luma[:, :16] = np.arange(256, dtype=np.uint8).reshape(16, 16)
+        y.update(luma.tobytes())
+        for plane in probe.planes[1:]:
+            plane.update(bytes([128]) * plane.buffer_size)
+        lut = np.ascontiguousarray(probe.to_ndarray(format="gray").reshape(256))
+        if not np.array_equal(self._luma(frame, lut), frame.to_ndarray(format="gray")):
+            logger.debug("grey from %s: the luma table differs from swscale; converting with swscale", frame.format.name)
+            return None
+        return lut
+
+    @staticmethod
+    def _luma(frame, lut: np.ndarray) -> np.ndarray:
+        plane = frame.planes[0]
+        y = np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)[:, : frame.width]
+        return lut[y]  # a new array: the frame's buffer is free for FFmpeg to reuse
+
+    def __call__(self, frame) -> np.ndarray:
+        if self.fmt == "gray" and frame.format.name in _LUMA_FIRST_8BIT:
+            key = (frame.format.name, frame.color_range, frame.colorspace)
+            if key not in self._luts:
+                self._luts[key] = self._table(frame)
+            lut = self._luts[key]
+            if lut is not None:
+                return self._luma(frame, lut)
+        return frame.to_ndarray(format=self.fmt)
+
+
 class _Stop(Exception):
     """Internal: the requested frames are all decoded."""
 
@@ -483,6 +536,7 @@ def _decode_frames(container, stream, fmt: str, fps: Fraction, start: int, stop:
     idx = start - 1 if target_pts is not None else -1
     found = target_pts is None
     key_seen = False
+    convert = _FrameConverter(fmt)
 
     def take(frame) -> None:
         nonlocal idx, found, key_seen
@@ -507,7 +561,7 @@ def _decode_frames(container, stream, fmt: str, fps: Fraction, start: int, stop:
             raise _Stop
         if idx < start or (idx - start) % stride:
             return
-        state["frames"].append(frame.to_ndarray(format=fmt))
+        state["frames"].append(convert(frame))
         state["times"].append(t)
 
     try:

@@ -447,3 +447,64 @@ def test_decode_threading_keeps_every_frame_exact(tmp_path, size):
     assert frames.shape == reference.shape == (40, size, size)
     np.testing.assert_array_equal(frames, reference)
     np.testing.assert_array_equal(read_video(path, channels="grey", start=17, stop=29)[0], reference[17:29])
+
+
+def _encode_colour_clip(path, codec, pix_fmt, width, height, frames=5, color_range=None):
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w") as c:
+        s = c.add_stream(codec, rate=25)
+        s.width, s.height, s.pix_fmt = width, height, pix_fmt
+        if color_range is not None:
+            s.codec_context.color_range = color_range
+        for _ in range(frames):
+            rgb = (rng.random((height, width, 3)) * 255).astype(np.uint8)
+            rgb[: height // 2] = np.linspace(0, 255, width, dtype=np.uint8)[None, :, None]  # every level
+            f = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            if color_range is not None:
+                f.color_range = color_range
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+
+
+@pytest.mark.parametrize(
+    "name, codec, pix_fmt, size, color_range",
+    [("limited.mp4", "libx264", "yuv420p", (64, 48), None), ("odd444.mp4", "libx264", "yuv444p", (63, 47), None),
+     ("full.mp4", "libx264", "yuv420p", (64, 48), 2), ("jpeg422.avi", "mjpeg", "yuvj422p", (64, 48), None),
+     ("mpeg2.mpg", "mpeg2video", "yuv420p", (64, 48), None)],
+)
+def test_grey_from_yuv_equals_swscale(tmp_path, name, codec, pix_fmt, size, color_range):
+    """Grey frames read from the luma plane through a level table are swscale's grey frames, value for value, in
+    the whole-clip reader and the chunked one (limited and full range, 4:2:0 / 4:2:2 / 4:4:4, an odd width)."""
+    from medst.data import iter_chunks
+
+    path = tmp_path / name
+    _encode_colour_clip(path, codec, pix_fmt, *size, color_range=color_range)
+    with av.open(str(path)) as c:
+        ref = np.stack([f.to_ndarray(format="gray") for f in c.decode(video=0)])
+    assert ref.min() < 16 < 235 < ref.max()  # the levels were mapped, not copied
+    from medst.data.video import _FrameConverter
+
+    convert = _FrameConverter("gray")
+    with av.open(str(path)) as c:
+        first = next(iter(c.decode(video=0)))
+        np.testing.assert_array_equal(convert(first), ref[0])
+    assert [t is not None for t in convert._luts.values()] == [True]  # the table path, not swscale's
+    frames, _ = read_video(path, channels="grey")
+    np.testing.assert_array_equal(frames, ref)
+    chunks = np.concatenate([np.asarray(c)[0] for c in iter_chunks(path, 2, channels="grey")])
+    np.testing.assert_array_equal(chunks, ref)
+
+
+def test_grey_level_table_that_disagrees_falls_back_to_swscale(tmp_path, monkeypatch):
+    from medst.data import video as video_module
+
+    path = tmp_path / "clip.mp4"
+    _encode_colour_clip(path, "libx264", "yuv420p", 32, 32)
+    with av.open(str(path)) as c:
+        ref = np.stack([f.to_ndarray(format="gray") for f in c.decode(video=0)])
+    real = video_module._FrameConverter._luma
+    monkeypatch.setattr(video_module._FrameConverter, "_luma", staticmethod(lambda f, lut: real(f, lut) // 2))
+    frames, _ = read_video(path, channels="grey")
+    np.testing.assert_array_equal(frames, ref)
